@@ -1,0 +1,274 @@
+"""The one fixed DreamerV3 configuration (SPEC §1), size presets and validated dotted overrides.
+
+Everything a run depends on is a field here and is dumped to the run's `config.json`. Suites and
+variants change it only through `override(config, ["key=value", ...])`, so an unknown key fails
+with the nearest valid names instead of being silently ignored.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RSSMConfig:
+    deter: int = 8192
+    hidden: int = 1024
+    stoch: int = 32
+    classes: int = 64
+    blocks: int = 8
+    unimix: float = 0.01
+    free_nats: float = 1.0
+
+
+@dataclass
+class EncoderConfig:
+    depth: int = 64
+    mults: tuple[int, ...] = (2, 3, 4, 4)
+    kernel: int = 5
+    layers: int = 3  # MLP layers for vector inputs
+    units: int = 1024
+    minres: int = 4  # image side at which the CNN stops pooling (64 → 4 with four pools)
+
+
+@dataclass
+class HeadConfig:
+    layers: int = 1
+    units: int = 1024
+    bins: int = 255
+    outscale: float = 0.0  # 0 → zero-initialised output layer
+
+
+@dataclass
+class ActorConfig:
+    layers: int = 3
+    units: int = 1024
+    entropy: float = 3e-4
+    minstd: float = 0.1
+    maxstd: float = 1.0
+    outscale: float = 0.01
+
+
+@dataclass
+class CriticConfig:
+    layers: int = 3
+    units: int = 1024
+    bins: int = 255
+    outscale: float = 0.0
+    slow_rate: float = 0.02
+    slow_reg: float = 1.0
+
+
+@dataclass
+class LossScales:
+    rec: float = 1.0
+    rew: float = 1.0
+    con: float = 1.0
+    dyn: float = 1.0
+    rep: float = 0.1
+    policy: float = 1.0
+    value: float = 1.0
+    repval: float = 0.3
+
+
+@dataclass
+class RetNormConfig:
+    decay: float = 0.99
+    perclo: float = 5.0
+    perchi: float = 95.0
+    limit: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 4e-5
+    agc: float = 0.3
+    pmin: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-20
+    warmup: int = 1000
+
+
+@dataclass
+class AgentConfig:
+    rssm: RSSMConfig = field(default_factory=RSSMConfig)
+    enc: EncoderConfig = field(default_factory=EncoderConfig)
+    dec: EncoderConfig = field(default_factory=EncoderConfig)
+    reward: HeadConfig = field(default_factory=HeadConfig)
+    cont: HeadConfig = field(default_factory=lambda: HeadConfig(outscale=1.0))
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    loss: LossScales = field(default_factory=LossScales)
+    retnorm: RetNormConfig = field(default_factory=RetNormConfig)
+    opt: OptimConfig = field(default_factory=OptimConfig)
+    horizon: int = 15
+    discount_horizon: float = 333.0  # γ = 1 − 1/333
+    lam: float = 0.95
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or float32 / bfloat16
+    compile: bool = False
+
+
+@dataclass
+class ReplayConfig:
+    capacity: int = 5_000_000
+    online: bool = True
+
+
+@dataclass
+class RunConfig:
+    batch_size: int = 16
+    batch_length: int = 64
+    train_ratio: float = 256.0  # replayed steps per agent step
+    train_start: int = 1024  # replay steps before the first update
+    envs: int = 1
+    action_repeat: int = 1  # frames per agent step; `step` in logs counts frames
+    budget: int = 0  # frames; 0 means no frame budget
+    budget_episodes: int = 0  # episodes (bsuite); 0 means none
+    log_every: float = 60.0  # seconds
+    checkpoint_every: float = 300.0  # seconds
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"  # auto: cuda when available
+
+
+@dataclass
+class Config:
+    size: str = "size200m"
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# SPEC §1 size presets: (deter, hidden, classes, CNN depth, MLP units). Only widths change.
+SIZES: dict[str, tuple[int, int, int, int, int]] = {
+    "size1m": (512, 64, 4, 4, 64),
+    "size12m": (2048, 256, 16, 16, 256),
+    "size25m": (3072, 384, 24, 24, 384),
+    "size50m": (4096, 512, 32, 32, 512),
+    "size100m": (6144, 768, 48, 48, 768),
+    "size200m": (8192, 1024, 64, 64, 1024),
+    "size400m": (12288, 1536, 96, 96, 1536),
+}
+
+
+class ConfigError(ValueError):
+    """A bad key or value in an override; the message names the valid choices."""
+
+
+def apply_size(config: Config, size: str) -> None:
+    if size not in SIZES:
+        raise ConfigError(f"unknown size {size!r}; valid sizes: {', '.join(SIZES)}")
+    deter, hidden, classes, depth, units = SIZES[size]
+    a = config.agent
+    config.size = size
+    a.rssm.deter, a.rssm.hidden, a.rssm.classes = deter, hidden, classes
+    a.enc.depth = a.dec.depth = depth
+    for module in (a.enc, a.dec, a.reward, a.cont, a.actor, a.critic):
+        module.units = units
+
+
+def make_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The fixed config with `overrides` applied; a `size=...` override is applied first, so
+    explicit width overrides win over the preset."""
+    config = Config()
+    apply_size(config, config.size)
+    return override(config, overrides)
+
+
+def override(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """Return a copy of `config` with dotted `key=value` overrides applied and validated."""
+    config = from_dict(to_dict(config))
+    pairs = [_split(o) for o in overrides]
+    for key, value in sorted(pairs, key=lambda kv: kv[0] != "size"):
+        if key == "size":
+            apply_size(config, _parse(value, str, key))
+        else:
+            _set(config, key, value)
+    return config
+
+
+def valid_keys(obj: Any = None, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of the config."""
+    obj = Config() if obj is None else obj
+    keys = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += valid_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict, cls: type = Config) -> Any:
+    """Inverse of `to_dict`, also for JSON-loaded dicts (lists become tuples)."""
+    kwargs = {}
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(_unknown(key, list(names)))
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = from_dict(value, type(default))
+        else:
+            kwargs[key] = tuple(value) if isinstance(default, tuple) else value
+    return cls(**kwargs)
+
+
+def to_json(config: Config) -> str:
+    return json.dumps(to_dict(config), indent=2)
+
+
+def from_json(text: str) -> Config:
+    return from_dict(json.loads(text))
+
+
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value (e.g. agent.actor.entropy=1e-3)")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _unknown(key: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(key, choices, n=3, cutoff=0.4)
+    hint = f"did you mean {', '.join(near)}?" if near else f"valid keys: {', '.join(choices)}"
+    return f"unknown config key {key!r}; {hint}"
+
+
+def _set(config: Config, key: str, raw: str) -> None:
+    if key not in valid_keys(config):
+        raise ConfigError(_unknown(key, valid_keys(config)))
+    *path, leaf = key.split(".")
+    obj = config
+    for name in path:
+        obj = getattr(obj, name)
+    old = getattr(obj, leaf)
+    setattr(obj, leaf, _parse(raw, type(old), key))
+
+
+def _parse(raw: str, kind: type, key: str) -> Any:
+    if kind is str:
+        return raw
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = {"true": True, "false": False}.get(raw.lower(), raw)
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value):
+        return int(value)
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise ConfigError(f"config key {key!r} expects {kind.__name__}, got {raw!r}")

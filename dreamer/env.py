@@ -1,0 +1,75 @@
+"""The environment interface the agent and the training loop speak.
+
+Everything an environment library needs to be driven by `dreamer.train` fits here, so the agent
+never imports gymnasium, ale-py, dm_control, bsuite or minerl.
+
+An environment is any object with:
+
+- `obs_space: dict[str, Space]`: the observation keys. Always includes `reward` (float32),
+  `is_first`, `is_last` and `is_terminal` (bool). Keys starting with `log_` are logged, not
+  fed to the agent.
+- `act_space: dict[str, Space]`: always the single key `action`, discrete (`Space((), 'int32',
+  discrete=N)`) or continuous in [-1, 1] (`Space((A,), 'float32', -1, 1)`).
+- `step(action: dict[str, np.ndarray]) -> dict[str, np.ndarray]`: one agent step. The first call,
+  and every call after an observation with `is_last`, starts a new episode and ignores the action;
+  that first observation has `reward = 0` and `is_first = True` (SPEC §4).
+- `close()`.
+
+Environments are built by factories `make_env(index) -> Env`; the factory owns seeding
+(DESIGN: seed · 1000 + index).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+SIGNAL_KEYS = ("reward", "is_first", "is_last", "is_terminal")
+
+
+@dataclass(frozen=True)
+class Space:
+    """Shape and type of one observation or action key.
+
+    `discrete` > 0 marks a categorical value with that many classes (stored as an integer index);
+    `low`/`high` bound continuous values.
+    """
+
+    shape: tuple[int, ...]
+    dtype: str
+    discrete: int = 0
+    low: float = -np.inf
+    high: float = np.inf
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        np.dtype(self.dtype)  # fail early on a typo
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3 and self.dtype == "uint8"
+
+    def to_json(self) -> dict:
+        return {"shape": list(self.shape), "dtype": self.dtype, "discrete": self.discrete,
+                "low": float(self.low), "high": float(self.high)}
+
+
+def signal_spaces() -> dict[str, Space]:
+    """The four per-step signals every environment reports besides its observations."""
+    return {"reward": Space((), "float32"), "is_first": Space((), "bool"),
+            "is_last": Space((), "bool"), "is_terminal": Space((), "bool")}
+
+
+def agent_keys(obs_space: dict[str, Space]) -> list[str]:
+    """Observation keys the agent encodes: everything but the signals and `log_*` keys."""
+    return [k for k in obs_space if k not in SIGNAL_KEYS and not k.startswith("log_")]
+
+
+class Env(Protocol):
+    obs_space: dict[str, Space]
+    act_space: dict[str, Space]
+
+    def step(self, action: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
