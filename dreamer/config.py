@@ -110,7 +110,6 @@ class AgentConfig:
     discount_horizon: float = 333.0  # γ = 1 − 1/333
     lam: float = 0.95
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or float32 / bfloat16
-    compile: bool = False
 
 
 @dataclass

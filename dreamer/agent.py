@@ -1,0 +1,334 @@
+"""World model + actor + critic + slow critic + return normaliser; one train step and the policy
+(SPEC §1–3). Observation and action spaces come in as `dreamer.env.Space` descriptions."""
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dreamer.config import AgentConfig, HeadConfig
+from dreamer.distributions import (Policy, bernoulli_loss, kl_losses, symlog, twohot_bins,
+                                   twohot_loss, twohot_mean)
+from dreamer.env import Space, agent_keys
+from dreamer.nets import MLP, ConvDecoder, ConvEncoder, Linear
+from dreamer.optim import LaProp
+from dreamer.rssm import RSSM
+
+
+class Head(nn.Module):
+    """MLP on the feature → one output layer (zero-initialised when outscale is 0)."""
+
+    def __init__(self, inp: int, out: int, layers: int, units: int, outscale: float):
+        super().__init__()
+        self.mlp = MLP(inp, layers, units)
+        self.out = Linear(self.mlp.out_dim, out, outscale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mlp(x))
+
+
+def _vector_dim(space: Space) -> int:
+    return space.discrete if space.discrete else int(np.prod(space.shape, dtype=int))
+
+
+def _vectors(obs: dict, keys: list[str], spaces: dict[str, Space]) -> torch.Tensor:
+    """(N, ...) per key → (N, Σ dims): discrete keys one-hot, the rest flattened floats."""
+    parts = []
+    for k in keys:
+        x = obs[k]
+        if spaces[k].discrete:
+            parts.append(F.one_hot(x.long(), spaces[k].discrete).float().flatten(1))
+        else:
+            parts.append(x.float().flatten(1))
+    return torch.cat(parts, -1)
+
+
+class Encoder(nn.Module):
+    """Observations (N, ...) per key → embedding (N, E): CNN on the images stacked along
+    channels, symlog + MLP on the concatenated vectors."""
+
+    def __init__(self, cfg, spaces: dict[str, Space]):
+        super().__init__()
+        self.spaces = spaces
+        self.image_keys = [k for k in spaces if spaces[k].is_image]
+        self.vector_keys = [k for k in spaces if not spaces[k].is_image]
+        self.out_dim = 0
+        if self.image_keys:
+            res = spaces[self.image_keys[0]].shape[0]
+            channels = sum(spaces[k].shape[-1] for k in self.image_keys)
+            self.cnn = ConvEncoder(channels, res, cfg.depth, cfg.mults, cfg.kernel)
+            self.out_dim += self.cnn.out_dim
+        if self.vector_keys:
+            self.mlp = MLP(sum(_vector_dim(spaces[k]) for k in self.vector_keys), cfg.layers, cfg.units)
+            self.out_dim += self.mlp.out_dim
+
+    def forward(self, obs: dict) -> torch.Tensor:
+        parts = []
+        if self.image_keys:
+            parts.append(self.cnn(torch.cat([obs[k] for k in self.image_keys], -1)))
+        if self.vector_keys:
+            parts.append(self.mlp(symlog(_vectors(obs, self.vector_keys, self.spaces))))
+        return torch.cat(parts, -1)
+
+
+class Decoder(nn.Module):
+    """Feature (N, F) → per-step reconstruction loss (N,): squared error summed over H·W·C for
+    images (targets x/255, sigmoid outputs) and over dims for vectors (targets symlog(x))."""
+
+    def __init__(self, cfg, feat: int, spaces: dict[str, Space]):
+        super().__init__()
+        self.spaces = spaces
+        self.image_keys = [k for k in spaces if spaces[k].is_image]
+        self.vector_keys = [k for k in spaces if not spaces[k].is_image]
+        if self.image_keys:
+            res = spaces[self.image_keys[0]].shape[0]
+            channels = sum(spaces[k].shape[-1] for k in self.image_keys)
+            self.cnn = ConvDecoder(feat, channels, res, cfg.depth, cfg.mults, cfg.kernel)
+        if self.vector_keys:
+            dims = sum(_vector_dim(spaces[k]) for k in self.vector_keys)
+            self.mlp = Head(feat, dims, cfg.layers, cfg.units, 1.0)
+
+    def forward(self, feat: torch.Tensor, obs: dict) -> torch.Tensor:
+        loss = torch.zeros(feat.shape[0], device=feat.device)
+        if self.image_keys:
+            target = torch.cat([obs[k] for k in self.image_keys], -1).float() / 255.0
+            loss = loss + (self.cnn(feat) - target).square().sum((1, 2, 3))
+        if self.vector_keys:
+            target = symlog(_vectors(obs, self.vector_keys, self.spaces))
+            loss = loss + (self.mlp(feat).float() - target).square().sum(-1)
+        return loss
+
+
+def lambda_return(reward, cont, boot, lam, last=None):
+    """λ-returns (SPEC §3). reward, cont, boot, last: (N, L+1) → (N, L).
+
+    R_L = boot_L;  R_t = r_{t+1} + c_{t+1}·((1 − λ_{t+1})·boot_{t+1} + λ_{t+1}·R_{t+1})
+    with λ_t = λ·(1 − last_t): an episode cut by a time limit bootstraps there.
+    """
+    lam = torch.full_like(cont, lam) if last is None else lam * (1.0 - last.float())
+    rets = [boot[:, -1]]
+    for t in reversed(range(reward.shape[1] - 1)):
+        nxt = t + 1
+        rets.append(reward[:, nxt] + cont[:, nxt] * ((1 - lam[:, nxt]) * boot[:, nxt] + lam[:, nxt] * rets[-1]))
+    return torch.stack(rets[::-1][:-1], 1)
+
+
+class ReturnNorm(nn.Module):
+    """S = max(limit, P_hi − P_lo) with EMAs (starting at 0) of the batch percentiles."""
+
+    def __init__(self, decay: float, perclo: float, perchi: float, limit: float):
+        super().__init__()
+        self.decay, self.limit = decay, limit
+        self.register_buffer("q", torch.tensor([perclo / 100, perchi / 100]))
+        self.register_buffer("lo", torch.zeros(()))
+        self.register_buffer("hi", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, ret: torch.Tensor) -> torch.Tensor:
+        lo, hi = torch.quantile(ret.detach().float().flatten(), self.q)
+        self.lo.lerp_(lo, 1 - self.decay)
+        self.hi.lerp_(hi, 1 - self.decay)
+        return (self.hi - self.lo).clamp(min=self.limit)
+
+
+class Agent:
+    """DreamerV3. `policy` acts on batched observations; `train` does one update on a replayed
+    batch (B, T+1, ...) whose step 0 is the context step."""
+
+    def __init__(self, cfg: AgentConfig, obs_space: dict[str, Space], act_space: dict[str, Space],
+                 device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.obs_space = {k: obs_space[k] for k in agent_keys(obs_space)}
+        space = act_space["action"]
+        self.discrete = space.discrete > 0
+        self.act_dim = space.discrete if self.discrete else int(np.prod(space.shape))
+        self.gamma = 1.0 - 1.0 / cfg.discount_horizon
+        self.bins = twohot_bins(cfg.critic.bins, self.device)
+
+        enc = Encoder(cfg.enc, self.obs_space)
+        rssm = RSSM(cfg.rssm, enc.out_dim, self.act_dim)
+        feat = rssm.feat_dim
+
+        def head(c: HeadConfig, out: int) -> Head:
+            return Head(feat, out, c.layers, c.units, c.outscale)
+
+        a, c = cfg.actor, cfg.critic
+        self.model = nn.ModuleDict(dict(
+            enc=enc, rssm=rssm, dec=Decoder(cfg.dec, feat, self.obs_space),
+            reward=head(cfg.reward, cfg.reward.bins), cont=head(cfg.cont, 1),
+            actor=Head(feat, self.act_dim * (1 if self.discrete else 2), a.layers, a.units, a.outscale),
+            critic=Head(feat, c.bins, c.layers, c.units, c.outscale),
+        )).to(self.device)
+        self.slow_critic = copy.deepcopy(self.model["critic"]).requires_grad_(False)
+        r = cfg.retnorm
+        self.retnorm = ReturnNorm(r.decay, r.perclo, r.perchi, r.limit).to(self.device)
+        self.opt = LaProp(self.model.parameters(), cfg.opt)
+        self.updates = 0
+        precision = cfg.precision
+        if precision == "auto":
+            precision = "bfloat16" if self.device.type == "cuda" else "float32"
+        self.bf16 = precision == "bfloat16"
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _tensors(self, data: dict) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v).to(self.device)
+                for k, v in data.items()}
+
+    def _action_vector(self, action: torch.Tensor) -> torch.Tensor:
+        """Stored actions (indices or vectors) → the RSSM's action input (..., A)."""
+        if self.discrete:
+            return F.one_hot(action.long(), self.act_dim).float()
+        return action.float()
+
+    def _policy(self, feat: torch.Tensor) -> Policy:
+        a = self.cfg.actor
+        return Policy(self.model["actor"](feat), self.discrete, a.minstd, a.maxstd)
+
+    def _onehot_stoch(self, stoch: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(stoch.long(), self.cfg.rssm.classes).float()
+
+    # ---- acting ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def policy(self, obs: dict, state: dict | None = None):
+        """obs: arrays (N, ...) per key → ({'action': (N,) int32 | (N, A) float32}, state).
+
+        state = {'deter': (N, D), 'stoch': (N, S) class indices, 'action': (N, A)}: its latent is
+        the posterior of this step, which replay stores with the observation."""
+        obs = self._tensors({k: obs[k] for k in [*self.obs_space, "is_first"]})
+        n = obs["is_first"].shape[0]
+        rssm = self.model["rssm"]
+        if state is None:
+            h, z = rssm.initial(n, self.device)
+            prev = torch.zeros(n, self.act_dim, device=self.device)
+        else:
+            h, z, prev = state["deter"], self._onehot_stoch(state["stoch"]), state["action"]
+        with self._autocast():
+            embed = self.model["enc"](obs)
+            h, z, _ = rssm.obs_step(h, z, prev, embed, obs["is_first"].bool())
+            dist = self._policy(torch.cat([h, z.flatten(1)], -1))
+        sample = dist.sample()
+        action = self._action_vector(sample)
+        state = {"deter": h.float(), "stoch": z.argmax(-1), "action": action}
+        out = sample.int() if self.discrete else sample.float()
+        return {"action": out.cpu().numpy()}, state
+
+    # ---- learning ----------------------------------------------------------------------------
+
+    def train(self, batch: dict, carry: dict):
+        """One update. batch (B, T+1, ...); carry {'deter': (B, D), 'stoch': (B, S)} of step 0.
+
+        Returns the posterior latents of steps 1..T ({'deter': (B, T, D), 'stoch': (B, T, S)}) for
+        replay to store, and a dict of float metrics."""
+        data = self._tensors(batch)
+        carry = self._tensors(carry)
+        self.model.train()
+        with self._autocast():
+            losses, metrics, latents = self.loss(data, carry)
+        total = sum(losses.values())
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        with torch.no_grad():
+            rate = self.cfg.critic.slow_rate
+            for slow, fast in zip(self.slow_critic.parameters(), self.model["critic"].parameters()):
+                slow.lerp_(fast, rate)
+        self.updates += 1
+        metrics = {**{f"loss/{k}": v for k, v in losses.items()}, **metrics}
+        return latents, {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+
+    def loss(self, data: dict[str, torch.Tensor], carry: dict[str, torch.Tensor]):
+        """Scaled losses (each a scalar), metrics, and the posterior latents of steps 1..T."""
+        cfg, m = self.cfg, self.model
+        scales = cfg.loss
+        B, T = data["is_first"].shape[0], data["is_first"].shape[1] - 1
+        obs = {k: data[k][:, 1:].flatten(0, 1) for k in self.obs_space}
+        act = self._action_vector(data["action"])
+        reward = data["reward"][:, 1:].float()
+        term = data["is_terminal"][:, 1:].float()
+        last = data["is_last"][:, 1:].float()
+
+        # World model (SPEC §3), averaged over B·T.
+        embed = m["enc"](obs).reshape(B, T, -1)
+        h0, z0 = carry["deter"].float(), self._onehot_stoch(carry["stoch"])
+        hs, zs, post = m["rssm"].observe(h0, z0, act[:, :-1], embed, data["is_first"][:, 1:].bool())
+        prior = m["rssm"].prior(hs)
+        feat = torch.cat([hs, zs.flatten(2)], -1)
+        dyn, rep = kl_losses(post, prior, cfg.rssm.free_nats)
+        flat = feat.flatten(0, 1)
+        rec = m["dec"](flat, obs).reshape(B, T)
+        rew = twohot_loss(m["reward"](feat), reward, self.bins)
+        con = bernoulli_loss(m["cont"](feat)[..., 0], (1.0 - term) * self.gamma)
+
+        # Imagination from every replayed posterior state, starts gradient-stopped.
+        starts_h, starts_z = hs.detach().flatten(0, 1), zs.detach().flatten(0, 1)
+
+        def act_fn(f):
+            return self._action_vector(self._policy(f).sample())
+
+        ifeat, iact = m["rssm"].imagine(starts_h, starts_z, act_fn, cfg.horizon)
+        with torch.no_grad():
+            irew = twohot_mean(m["reward"](ifeat), self.bins)
+            icon = torch.sigmoid(m["cont"](ifeat)[..., 0].float())  # already includes γ
+            ival = twohot_mean(m["critic"](ifeat), self.bins)
+            islow = twohot_mean(self.slow_critic(ifeat), self.bins)
+            ret = lambda_return(irew, icon, ival, cfg.lam)  # (N, H)
+            weight = torch.cumprod(icon, 1)[:, :-1]
+            scale = self.retnorm.update(ret)
+            adv = (ret - ival[:, :-1]) / scale
+        dist = self._policy(ifeat[:, :-1])
+        taken = iact[:, :-1].argmax(-1) if self.discrete else iact[:, :-1]
+        ent = dist.entropy()
+        actor = -weight * (dist.log_prob(taken) * adv + cfg.actor.entropy * ent)
+        vlogits = m["critic"](ifeat[:, :-1])
+        reg = cfg.critic.slow_reg
+        value = weight * (twohot_loss(vlogits, ret, self.bins) + reg * twohot_loss(vlogits, islow[:, :-1], self.bins))
+
+        # Replay value: λ-returns on the real sequence, bootstrapped with the imagination return
+        # of the trajectory that started at each step; its gradient reaches the world model.
+        boot = ret[:, 0].reshape(B, T)
+        with torch.no_grad():
+            rslow = twohot_mean(self.slow_critic(feat), self.bins)
+            rret = lambda_return(reward, (1.0 - term) * self.gamma, boot, cfg.lam, last)
+        rlogits = m["critic"](feat)[:, :-1]
+        repval = (1.0 - last[:, :-1]) * (twohot_loss(rlogits, rret, self.bins)
+                                         + reg * twohot_loss(rlogits, rslow[:, :-1], self.bins))
+
+        losses = {
+            "rec": scales.rec * rec.mean(), "rew": scales.rew * rew.mean(),
+            "con": scales.con * con.mean(), "dyn": scales.dyn * dyn.mean(),
+            "rep": scales.rep * rep.mean(), "policy": scales.policy * actor.mean(),
+            "value": scales.value * value.mean(), "repval": scales.repval * repval.mean(),
+        }
+        metrics = {
+            "actor/entropy": ent.mean().detach(), "ret/scale": scale, "ret/mean": ret.mean(),
+            "adv/std": adv.std(), "imag/reward": irew.mean(), "imag/cont": icon.mean(),
+            "value/mean": ival.mean(),
+        }
+        latents = {"deter": hs.detach().float(), "stoch": zs.detach().argmax(-1)}
+        return losses, metrics, latents
+
+    # ---- checkpoint --------------------------------------------------------------------------
+
+    def save(self) -> dict:
+        return {"model": self.model.state_dict(), "slow_critic": self.slow_critic.state_dict(),
+                "retnorm": self.retnorm.state_dict(), "opt": self.opt.state_dict(),
+                "updates": self.updates}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.slow_critic.load_state_dict(state["slow_critic"])
+        self.retnorm.load_state_dict(state["retnorm"])
+        self.opt.load_state_dict(state["opt"])
+        self.updates = state["updates"]

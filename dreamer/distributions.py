@@ -1,0 +1,118 @@
+"""symlog/symexp, two-hot regression, unimix categoricals with straight-through samples, the
+bounded-std normal policy, and the Bernoulli continue head (SPEC §2)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(torch.abs(x))
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.expm1(torch.abs(x))
+
+
+def twohot_bins(n: int = 255, device=None) -> torch.Tensor:
+    """(n,) bins at symexp(linspace(−20, 20, n)): symmetric, with 0 at the centre for odd n."""
+    return symexp(torch.linspace(-20.0, 20.0, n, device=device, dtype=torch.float32))
+
+
+def twohot_encode(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """(...) values → (..., n) weights on the two neighbouring bins, interpolated in raw space."""
+    x = x.float()
+    n = bins.shape[0]
+    below = ((bins <= x[..., None]).sum(-1) - 1).clamp(0, n - 1)
+    above = (n - (bins > x[..., None]).sum(-1)).clamp(0, n - 1)
+    equal = below == above
+    to_below = torch.where(equal, 1.0, (bins[below] - x).abs())
+    to_above = torch.where(equal, 1.0, (bins[above] - x).abs())
+    total = to_below + to_above
+    return (F.one_hot(below, n) * (to_above / total)[..., None]
+            + F.one_hot(above, n) * (to_below / total)[..., None])
+
+
+def twohot_mean(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """(..., n) logits → (...) expected value Σ p·bins.
+
+    Summed from both ends towards the centre so that uniform probabilities (a zero-initialised
+    head) give exactly 0: each negative bin's term meets its positive twin before rounding.
+    """
+    probs = torch.softmax(logits.float(), -1)
+    m = (bins.shape[0] - 1) // 2
+    neg = (probs[..., :m] * bins[:m]).flip(-1)
+    pos = probs[..., m + 1:] * bins[m + 1:]
+    return (neg + pos).sum(-1) + probs[..., m] * bins[m]
+
+
+def twohot_loss(logits: torch.Tensor, target: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """(..., n) logits, (...) raw targets → (...) cross-entropy to the two-hot target."""
+    return -(twohot_encode(target, bins) * torch.log_softmax(logits.float(), -1)).sum(-1)
+
+
+def unimix_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
+    """(..., K) → (..., K): (1 − unimix)·softmax + unimix/K."""
+    probs = torch.softmax(logits.float(), -1)
+    return (1.0 - unimix) * probs + unimix / logits.shape[-1]
+
+
+def straight_through_sample(probs: torch.Tensor) -> torch.Tensor:
+    """(..., K) probs → one-hot sample whose gradient is the gradient of the probs."""
+    flat = probs.reshape(-1, probs.shape[-1])
+    index = torch.multinomial(flat, 1).reshape(probs.shape[:-1])
+    onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+    return onehot + probs - probs.detach()
+
+
+def categorical_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """(..., S, K) probs → (...) KL(p ‖ q) summed over the S variables."""
+    return (p * (torch.log(p) - torch.log(q))).sum((-2, -1))
+
+
+def kl_losses(post: torch.Tensor, prior: torch.Tensor, free: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., S, K) probs → (dyn, rep) losses (...) with free nats on the per-step sum (SPEC §2):
+    dyn = max(free, KL(sg(post) ‖ prior)), rep = max(free, KL(post ‖ sg(prior)))."""
+    dyn = categorical_kl(post.detach(), prior)
+    rep = categorical_kl(post, prior.detach())
+    return dyn.clamp(min=free), rep.clamp(min=free)
+
+
+def bernoulli_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Log-loss of a Bernoulli with soft target in [0, 1] (continue head target (1 − term)·γ)."""
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
+
+
+class Policy:
+    """The actor's distribution: categorical over logits (discrete) or a normal with
+    mean tanh(x) and std (maxstd − minstd)·σ(x + 2) + minstd (continuous), SPEC §2."""
+
+    def __init__(self, out: torch.Tensor, discrete: bool, minstd: float, maxstd: float):
+        out = out.float()
+        self.discrete = discrete
+        if discrete:
+            self.logits = torch.log_softmax(out, -1)
+        else:
+            mean, std = out.chunk(2, -1)
+            self.mean = torch.tanh(mean)
+            self.std = (maxstd - minstd) * torch.sigmoid(std + 2.0) + minstd
+
+    def sample(self) -> torch.Tensor:
+        """Discrete: (...) int64 indices; continuous: (..., A) unbounded normal samples."""
+        if self.discrete:
+            flat = self.logits.reshape(-1, self.logits.shape[-1]).exp()
+            return torch.multinomial(flat, 1).reshape(self.logits.shape[:-1])
+        return self.mean + self.std * torch.randn_like(self.mean)
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return self.logits.gather(-1, action.long()[..., None])[..., 0]
+        z = (action - self.mean) / self.std
+        return (-0.5 * z**2 - torch.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        if self.discrete:
+            return -(self.logits.exp() * self.logits).sum(-1)
+        return (torch.log(self.std) + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)

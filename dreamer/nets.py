@@ -1,0 +1,136 @@
+"""Layers with the reference initialisation (SPEC §1 init, §2 networks).
+
+Layer order everywhere: Linear (or conv then max-pool) → RMSNorm → SiLU.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# A normal truncated at ±2σ has std 0.8796σ; dividing by it keeps the effective std at
+# 1/sqrt(fan_in), as the reference's truncated-normal fan-in initialiser does.
+_TRUNC_STD = 0.87962566103423978
+
+
+def init_(weight: torch.Tensor, fan_in: int, scale: float = 1.0) -> None:
+    """Truncated normal (±2σ) with std scale/sqrt(fan_in); scale 0 gives zeros."""
+    with torch.no_grad():
+        if scale == 0.0:
+            weight.zero_()
+            return
+        std = scale / math.sqrt(fan_in) / _TRUNC_STD
+        nn.init.trunc_normal_(weight, 0.0, 1.0, -2.0, 2.0).mul_(std)
+
+
+class Linear(nn.Linear):
+    def __init__(self, inp: int, out: int, outscale: float = 1.0):
+        super().__init__(inp, out)
+        init_(self.weight, inp, outscale)
+        nn.init.zeros_(self.bias)
+
+
+class BlockLinear(nn.Module):
+    """Block-diagonal linear: the input's G equal slices each map to one output slice.
+
+    (..., G·I) → (..., G·O) with a weight (G, I, O).
+    """
+
+    def __init__(self, inp: int, out: int, blocks: int):
+        super().__init__()
+        assert inp % blocks == 0 and out % blocks == 0, (inp, out, blocks)
+        self.blocks = blocks
+        self.weight = nn.Parameter(torch.empty(blocks, inp // blocks, out // blocks))
+        self.bias = nn.Parameter(torch.zeros(out))
+        init_(self.weight, inp // blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.blocks, x.shape[-1] // self.blocks).transpose(0, 1)  # (G, N, I)
+        x = torch.bmm(x, self.weight.to(x.dtype)).transpose(0, 1)  # (N, G, O)
+        return x.reshape(*lead, -1) + self.bias.to(x.dtype)
+
+
+class RMSNorm(nn.Module):
+    """RMS normalisation over the last axis (or the channel axis of NCHW maps), computed in fp32."""
+
+    def __init__(self, dim: int, eps: float = 1e-4, channel_axis: int = -1):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+        self.axis = channel_axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.square().mean(self.axis, keepdim=True) + self.eps)
+        scale = self.scale if self.axis == -1 else self.scale[:, None, None]
+        return (x * scale).to(dtype)
+
+
+class Dense(nn.Sequential):
+    """Linear → RMSNorm → SiLU."""
+
+    def __init__(self, inp: int, out: int):
+        super().__init__(Linear(inp, out), RMSNorm(out), nn.SiLU())
+
+
+class MLP(nn.Sequential):
+    """`layers` Dense layers of `units` (the hidden part of every head)."""
+
+    def __init__(self, inp: int, layers: int, units: int):
+        super().__init__(*[Dense(inp if i == 0 else units, units) for i in range(layers)])
+        self.out_dim = units if layers else inp
+
+
+class ConvEncoder(nn.Module):
+    """Images (N, H, W, C) uint8 → (N, E) with E = (H/2^L)·(W/2^L)·depth·mults[-1].
+
+    Each stage: 5×5 conv stride 1 → 2×2 max-pool → RMSNorm → SiLU (SPEC §1 encoder).
+    """
+
+    def __init__(self, channels: int, resolution: int, depth: int, mults, kernel: int):
+        super().__init__()
+        layers, inp = [], channels
+        for mult in mults:
+            conv = nn.Conv2d(inp, depth * mult, kernel, padding=kernel // 2)
+            init_(conv.weight, kernel * kernel * inp)
+            nn.init.zeros_(conv.bias)
+            layers += [conv, nn.MaxPool2d(2), RMSNorm(depth * mult, channel_axis=1), nn.SiLU()]
+            inp = depth * mult
+        self.net = nn.Sequential(*layers)
+        self.out_dim = (resolution // 2 ** len(mults)) ** 2 * inp
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        return self.net(x.to(memory_format=torch.channels_last)).flatten(1)
+
+
+class ConvDecoder(nn.Module):
+    """Features (N, F) → images (N, H, W, C) in [0, 1]: the encoder mirrored with nearest ×2
+    upsampling + 5×5 conv, sigmoid output."""
+
+    def __init__(self, feat: int, channels: int, resolution: int, depth: int, mults, kernel: int):
+        super().__init__()
+        depths = [depth * m for m in mults]
+        self.minres = resolution // 2 ** len(mults)
+        self.space = Linear(feat, self.minres**2 * depths[-1])
+        self.space_norm = RMSNorm(depths[-1], channel_axis=1)
+        layers, inp = [], depths[-1]
+        for out in [*reversed(depths[:-1]), channels]:
+            conv = nn.Conv2d(inp, out, kernel, padding=kernel // 2)
+            init_(conv.weight, kernel * kernel * inp)
+            nn.init.zeros_(conv.bias)
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv]
+            if out != channels:
+                layers += [RMSNorm(out, channel_axis=1), nn.SiLU()]
+            inp = out
+        self.net = nn.Sequential(*layers)
+        self.depth = depths[-1]
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        x = self.space(feat).reshape(-1, self.depth, self.minres, self.minres)
+        x = F.silu(self.space_norm(x)).contiguous(memory_format=torch.channels_last)
+        return torch.sigmoid(self.net(x).float()).permute(0, 2, 3, 1)

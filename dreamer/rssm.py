@@ -1,0 +1,98 @@
+"""The recurrent state-space model with a block GRU (SPEC §2): observe scans over T, imagine
+over H. The state is (h, z): deter h (…, D) and one-hot stoch z (…, S, K)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from dreamer.config import RSSMConfig
+from dreamer.distributions import straight_through_sample, unimix_probs
+from dreamer.nets import BlockLinear, Dense, Linear, RMSNorm
+
+
+class RSSM(nn.Module):
+    def __init__(self, cfg: RSSMConfig, embed_dim: int, act_dim: int):
+        super().__init__()
+        D, H, S, K, G = cfg.deter, cfg.hidden, cfg.stoch, cfg.classes, cfg.blocks
+        self.cfg = cfg
+        self.deter_in, self.stoch_in, self.act_in = Dense(D, H), Dense(S * K, H), Dense(act_dim, H)
+        self.gru_hidden = BlockLinear(D + G * 3 * H, D, G)
+        self.gru_norm = RMSNorm(D)
+        self.gru_gates = BlockLinear(D, 3 * D, G)
+        self.prior_net = nn.Sequential(Dense(D, H), Dense(H, H), Linear(H, S * K))
+        self.post_net = nn.Sequential(Dense(D + embed_dim, H), Linear(H, S * K))
+
+    @property
+    def feat_dim(self) -> int:
+        return self.cfg.deter + self.cfg.stoch * self.cfg.classes
+
+    def initial(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        return (torch.zeros(n, cfg.deter, device=device),
+                torch.zeros(n, cfg.stoch, cfg.classes, device=device))
+
+    def core(self, h: torch.Tensor, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """(N, D), (N, S, K), (N, A) → next deter (N, D)."""
+        G = self.cfg.blocks
+        action = action / action.abs().clamp(min=1.0).detach()
+        x = torch.cat([self.deter_in(h), self.stoch_in(z.flatten(1)), self.act_in(action)], -1)
+        n = h.shape[0]
+        # Each block sees its own slice of h plus the whole shared input.
+        x = torch.cat([h.reshape(n, G, -1), x[:, None].expand(n, G, x.shape[-1])], -1).reshape(n, -1)
+        x = torch.nn.functional.silu(self.gru_norm(self.gru_hidden(x)))
+        reset, cand, update = self.gru_gates(x).reshape(n, G, -1).chunk(3, -1)
+        reset = torch.sigmoid(reset.reshape(n, -1))
+        cand = torch.tanh(reset * cand.reshape(n, -1))
+        update = torch.sigmoid(update.reshape(n, -1) - 1.0)
+        return (update * cand + (1.0 - update) * h).to(h.dtype)
+
+    def probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(..., S·K) logits → (..., S, K) unimix probabilities."""
+        logits = logits.reshape(*logits.shape[:-1], self.cfg.stoch, self.cfg.classes)
+        return unimix_probs(logits, self.cfg.unimix)
+
+    def prior(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., D) → prior probs (..., S, K)."""
+        return self.probs(self.prior_net(h))
+
+    def obs_step(self, h, z, action, embed, is_first):
+        """One posterior step from the carried state; the carry and previous action are zeroed
+        where `is_first` (N,). Returns h' (N, D), z' (N, S, K) sample, post probs (N, S, K)."""
+        keep = (~is_first).to(h.dtype)[:, None]
+        h, action = h * keep, action * keep
+        z = z * keep[..., None]
+        h = self.core(h, z, action)
+        post = self.probs(self.post_net(torch.cat([h, embed.to(h.dtype)], -1)))
+        return h, straight_through_sample(post).to(h.dtype), post
+
+    def observe(self, h, z, prev_action, embed, is_first):
+        """Scan over T from the carry (h (B, D), z (B, S, K)).
+
+        prev_action (B, T, A) is the action that led into each step, embed (B, T, E),
+        is_first (B, T). Returns hs (B, T, D), zs (B, T, S, K), post probs (B, T, S, K).
+        """
+        hs, zs, posts = [], [], []
+        for t in range(embed.shape[1]):
+            h, z, post = self.obs_step(h, z, prev_action[:, t], embed[:, t], is_first[:, t])
+            hs.append(h)
+            zs.append(z)
+            posts.append(post)
+        return torch.stack(hs, 1), torch.stack(zs, 1), torch.stack(posts, 1)
+
+    @torch.no_grad()
+    def imagine(self, h, z, policy: Callable[[torch.Tensor], torch.Tensor], horizon: int):
+        """Roll the prior forward from starts h (N, D), z (N, S, K) with actions from
+        `policy(feat) -> action (N, A)`. Returns feats (N, H+1, F) and actions (N, H+1, A):
+        action t is taken at state t; the last is sampled but never executed."""
+        feats, actions = [], []
+        for t in range(horizon + 1):
+            feat = torch.cat([h, z.flatten(1)], -1)
+            action = policy(feat)
+            feats.append(feat)
+            actions.append(action)
+            if t < horizon:
+                h = self.core(h, z, action)
+                z = straight_through_sample(self.prior(h)).to(h.dtype)
+        return torch.stack(feats, 1), torch.stack(actions, 1)
