@@ -1,0 +1,193 @@
+"""Published score files and our run directories → one long DataFrame, so both go through the
+same scoring code.
+
+Columns (one row per finished training episode): `suite, task, method, seed, step, score,
+shortened, budget` — `step` in environment frames when the episode ended, `score` its return,
+`shortened` whether the run was cut short of the suite's budget, `budget` its frame budget
+(NaN for published runs, which all ran the full budget).
+
+Method names: published runs keep the file's `method` (dreamerv3, ppo_fixhp, d4pg, ...). Our runs
+are labelled `"<variant> (ours)"` for every variant, so our `dreamerv3` variant never merges with
+the published `dreamerv3` in a table, plot or statistic.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["suite", "task", "method", "seed", "step", "score", "shortened", "budget"]
+OURS = " (ours)"
+
+
+class LoadError(ValueError):
+    """Missing or malformed input; the message names the file (and line) and what was expected."""
+
+
+def ours(variant: str) -> str:
+    """The method label of our runs of `variant`."""
+    return variant + OURS
+
+
+def _frame(suite, task, method, seed, steps, scores, shortened=False, budget=math.nan):
+    steps, scores = np.asarray(steps, float), np.asarray(scores, float)
+    keep = ~np.isnan(scores)  # a null return marks a log bin without a finished episode
+    n = int(keep.sum())
+    return pd.DataFrame({
+        "suite": [suite] * n, "task": [task] * n, "method": [method] * n,
+        "seed": np.full(n, int(seed)), "step": steps[keep], "score": scores[keep],
+        "shortened": np.full(n, bool(shortened)), "budget": np.full(n, float(budget))})
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+            COLUMNS, [object, object, object, int, float, float, bool, float])})
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------- published files
+
+
+def published_methods(baselines: Path | str, published: str) -> list[str]:
+    """Methods with a `{published}-{method}.json.gz` file in `baselines`, sorted."""
+    suffix = ".json.gz"
+    return sorted(p.name[len(published) + 1:-len(suffix)]
+                  for p in Path(baselines).glob(f"{published}-*{suffix}"))
+
+
+def read_published(path: Path | str, suite: str) -> pd.DataFrame:
+    """One published file: a gzip'd JSON list of `{task, method, seed, xs, ys}` runs."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rt") as f:
+            records = json.load(f)
+    except FileNotFoundError:
+        raise LoadError(f"{path}: no such file") from None
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LoadError(f"{path}: not a gzip'd JSON file ({error})") from None
+    if not isinstance(records, list):
+        raise LoadError(f"{path}: expected a JSON list of runs, got {type(records).__name__}")
+    frames = []
+    for i, run in enumerate(records):
+        keys = {"task", "method", "seed", "xs", "ys"}
+        if not isinstance(run, dict) or not keys <= run.keys():
+            raise LoadError(f"{path}: run {i} lacks one of the keys {sorted(keys)}")
+        if len(run["xs"]) != len(run["ys"]):
+            raise LoadError(f"{path}: run {i} has {len(run['xs'])} xs but {len(run['ys'])} ys")
+        ys = [math.nan if y is None else y for y in run["ys"]]
+        frames.append(_frame(suite, run["task"], run["method"], run["seed"], run["xs"], ys))
+    return _concat(frames)
+
+
+def load_published(baselines: Path | str, suite: str, published: str, methods=None) -> pd.DataFrame:
+    """All published runs of `published` (file prefix) in `baselines`, labelled as `suite`."""
+    methods = published_methods(baselines, published) if methods is None else methods
+    return _concat([read_published(Path(baselines) / f"{published}-{m}.json.gz", suite)
+                    for m in methods])
+
+
+# ---------------------------------------------------------------- our run directories
+
+
+def run_dirs(results: Path | str, suite: str, variants=None) -> list[Path]:
+    """Run directories `{results}/{suite}/{variant}/{task}/seed{N}` holding a config.json."""
+    root = Path(results) / suite
+    dirs = sorted(p.parent for p in root.glob("*/*/seed*/config.json"))
+    if variants is not None:
+        dirs = [d for d in dirs if d.parent.parent.name in variants]
+    return dirs
+
+
+def read_config(path: Path) -> dict:
+    """A run's config.json, checked for the keys the analysis reads."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise LoadError(f"{path}: unreadable config.json ({error})") from None
+    missing = [k for k in ("suite", "task", "seed", "variant", "shortened", "config")
+               if not isinstance(config, dict) or k not in config]
+    if not missing:
+        try:
+            config["budget"] = int(config["config"]["run"]["budget"])
+        except (KeyError, TypeError, ValueError):
+            missing = ["config.run.budget"]
+    if missing:
+        raise LoadError(f"{path}: missing {', '.join(missing)}")
+    return config
+
+
+def read_scores(path: Path) -> tuple[list[float], list[float]]:
+    """Steps and returns from a scores.jsonl; a malformed line fails naming the file and line."""
+    steps, scores = [], []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                step, score = entry["step"], entry["score"]
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for v in (step, score)):
+                    raise TypeError
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise LoadError(f"{path}:{number}: malformed line {line.strip()[:80]!r}; expected "
+                                "a JSON object with numeric 'step' and 'score'") from None
+            steps.append(step)
+            scores.append(score)
+    return steps, scores
+
+
+def read_run(run: Path) -> pd.DataFrame:
+    """One run directory's finished episodes (empty, with a warning, when none has finished)."""
+    config = read_config(run / "config.json")
+    scores = run / "scores.jsonl"
+    steps, returns = read_scores(scores) if scores.exists() else ([], [])
+    if not steps:
+        warnings.warn(f"{run}: no finished episode yet; run left out", stacklevel=2)
+    return _frame(config["suite"], config["task"], ours(config["variant"]), config["seed"],
+                  steps, returns, config["shortened"], config["budget"])
+
+
+def load_runs(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
+    """All our runs of `suite` under `results` (optionally only `variants`)."""
+    return _concat([read_run(d) for d in run_dirs(results, suite, variants)])
+
+
+def our_variants(results: Path | str, suite: str) -> list[str]:
+    """Variants with at least one run directory of `suite` under `results`."""
+    return sorted({d.parent.parent.name for d in run_dirs(results, suite)})
+
+
+# ---------------------------------------------------------------- bsuite CSV logs
+
+
+def load_bsuite(results: Path | str, variants=None) -> pd.DataFrame:
+    """bsuite's own CSV logs of our bsuite runs, read by bsuite's `csv_load`.
+
+    Each run directory holds the `bsuite_id_-_*.csv` files bsuite's csv_logging wrote (in any
+    sub-folder). Adds `method` (our label) and `run_seed` from the run's config.json (bsuite's own
+    `seed` column is the bsuite_id's environment seed); returns one row per logged episode with
+    bsuite's columns (`bsuite_id`, `bsuite_env`, `episode`, ...).
+    """
+    from bsuite.logging import csv_load  # bsuite is only needed for this suite
+
+    frames = []
+    for run in run_dirs(results, "bsuite", variants):
+        config = read_config(run / "config.json")
+        for folder in sorted({p.parent for p in run.rglob("bsuite_id_-_*.csv")}):
+            try:
+                frame = csv_load.load_one_result_set(str(folder))
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+                raise LoadError(f"{folder}: malformed bsuite CSV log ({error})") from None
+            frames.append(frame.assign(method=ours(config["variant"]),
+                                       run_seed=int(config["seed"])))
+    if not frames:
+        raise LoadError(f"no bsuite CSV logs (bsuite_id_-_*.csv) in the run directories under "
+                        f"{Path(results) / 'bsuite'}")
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,66 @@
+"""Shared test inputs: the development copy of the published files and run directories written in
+the exact format of DESIGN (config.json + scores.jsonl)."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINES = REPO.parent / "shared" / "baselines"
+
+
+@pytest.fixture(scope="session")
+def baselines() -> Path:
+    if not (BASELINES / "atari100k-dreamerv3.json.gz").exists():
+        pytest.skip(f"development copy of the published scores not found at {BASELINES}")
+    return BASELINES
+
+
+@pytest.fixture(scope="session")
+def gamer(baselines) -> dict:
+    """task -> [random, human] straight from the published baselines.yaml."""
+    return yaml.safe_load((baselines / "baselines.yaml").read_text())["atari57_gamer"]
+
+
+@pytest.fixture(scope="session")
+def published_scores(baselines, gamer):
+    """Independent of analysis/: (method, task) -> (seeds,) human-normalised Atari100k scores by
+    SPEC §6, read with gzip + json + numpy only."""
+    def compute(method: str) -> dict[str, np.ndarray]:
+        with gzip.open(baselines / f"atari100k-{method}.json.gz", "rt") as f:
+            runs = json.load(f)
+        scores = {}
+        for run in sorted(runs, key=lambda r: r["seed"]):
+            xs = np.array(run["xs"], float)
+            ys = np.array([np.nan if y is None else y for y in run["ys"]], float)
+            ok = ~np.isnan(ys)
+            inside = ok & (xs >= 390_000) & (xs <= 400_000)
+            raw = ys[inside].mean() if inside.any() else ys[ok & (xs <= 400_000)][-1]
+            lo, hi = gamer[run["task"]]
+            scores.setdefault(run["task"], []).append((raw - lo) / (hi - lo))
+        return {task: np.array(v) for task, v in scores.items()}
+    return compute
+
+
+@pytest.fixture
+def make_run():
+    """Write one run directory of ours: make_run(results, suite, variant, task, seed,
+    episodes=[(step, score), ...], budget=..., shortened=...)."""
+    def write(results: Path, suite: str, variant: str, task: str, seed: int, episodes,
+              budget: int, shortened: bool = False) -> Path:
+        run = Path(results) / suite / variant / task / f"seed{seed}"
+        run.mkdir(parents=True)
+        config = {"suite": suite, "task": task, "seed": seed, "variant": variant,
+                  "protocol": {}, "shortened": shortened,
+                  "config": {"size": "size200m", "run": {"budget": budget, "seed": seed}}}
+        (run / "config.json").write_text(json.dumps(config))
+        (run / "scores.jsonl").write_text("".join(
+            json.dumps({"step": step, "score": score, "length": 1000}) + "\n"
+            for step, score in episodes))
+        return run
+    return write
