@@ -1,0 +1,141 @@
+"""Atari 100K: 26 games through ale-py's own Gymnasium environments (SPEC §4).
+
+The Gymnasium env runs one emulator frame per call (`frameskip=1`); action repeat, max-pooling,
+no-ops and resizing happen here so each is an explicit protocol knob. ale-py 0.10 changed the
+low-level action API, so the adapter never calls `ale.act` itself (SPEC §4, Atari note).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dreamer.env import Space, signal_spaces
+from suites.base import Resources, ScoringRule, Suite, SuiteError
+
+GAMES = (
+    "alien", "amidar", "assault", "asterix", "bank_heist", "battle_zone", "boxing", "breakout",
+    "chopper_command", "crazy_climber", "demon_attack", "freeway", "frostbite", "gopher", "hero",
+    "jamesbond", "kangaroo", "krull", "kung_fu_master", "ms_pacman", "pong", "private_eye", "qbert",
+    "road_runner", "seaquest", "up_n_down",
+)
+TASKS = tuple(f"atari_{game}" for game in GAMES)
+
+# `repeat` frames per agent step, the observation is the max over the last `pool` of them;
+# `noops` is the largest number of random no-op frames at reset; `life_done` ends the episode
+# (terminal) on a life loss; `max_frames` caps an episode in emulator frames (is_last only).
+# The last three knobs are facts of the protocol that this adapter does not vary.
+PROTOCOLS = {
+    "atari100k": {
+        "repeat": 4, "pool": 2, "sticky": 0.0, "full_actions": False, "noops": 30,
+        "life_done": False, "max_frames": 108_000, "size": (64, 64),
+        "resize": "cv2.INTER_AREA", "colour": "rgb", "clip_rewards": False,
+    },
+}
+PROTOCOLS["atari"] = {**PROTOCOLS["atari100k"], "sticky": 0.25, "full_actions": True}
+_FIXED = ("resize", "colour", "clip_rewards")
+
+
+def pool_and_resize(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Max over frames [(210, 160, 3) uint8, ...], resized with area averaging → (*size, 3) uint8."""
+    import cv2
+
+    frame = np.max(np.stack(frames), axis=0)
+    return cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+class Atari:
+    """One Atari game as an `Env` (dreamer/env.py), seeded once at construction."""
+
+    def __init__(self, game: str, seed: int, protocol: dict):
+        import ale_py
+        import gymnasium as gym
+
+        gym.register_envs(ale_py)
+        self._p = protocol
+        self._env = gym.make(
+            f"ALE/{ale_py.registration.rom_id_to_name(game)}-v5", frameskip=1,
+            repeat_action_probability=protocol["sticky"],
+            full_action_space=protocol["full_actions"],
+            max_num_frames_per_episode=protocol["max_frames"], disable_env_checker=True)
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._done = True
+        self._lives = 0
+        self.obs_space = {"image": Space((*protocol["size"], 3), "uint8", low=0, high=255),
+                          **signal_spaces()}
+        self.act_space = {"action": Space((), "int32", discrete=int(self._env.action_space.n))}
+
+    @property
+    def ale(self):
+        """The emulator, for frame counters and state snapshots in tests and diagnostics."""
+        return self._env.unwrapped.ale
+
+    @property
+    def action_names(self) -> list[str]:
+        """ALE names of the action indices, e.g. ['NOOP', 'FIRE', 'RIGHT', ...]."""
+        return self._env.unwrapped.get_action_meanings()
+
+    def step(self, action: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._done:
+            return self._reset()
+        reward, terminal, truncated, frames = 0.0, False, False, []
+        for _ in range(self._p["repeat"]):
+            frame, r, terminal, truncated, info = self._env.step(int(action["action"]))
+            reward += r
+            frames = (frames + [frame])[-self._p["pool"]:]
+            if self._p["life_done"] and info["lives"] < self._lives:
+                terminal = True
+            self._lives = info["lives"]
+            if terminal or truncated:
+                break
+        self._done = terminal or truncated
+        return self._obs(frames, reward, is_last=self._done, is_terminal=terminal)
+
+    def _reset(self) -> dict[str, np.ndarray]:
+        # Only the first reset seeds the emulator; later ones continue its random stream.
+        frame, info = self._env.reset(seed=self._seed)
+        self._seed = None
+        for _ in range(self._rng.integers(self._p["noops"] + 1)):
+            frame, _, terminal, truncated, info = self._env.step(0)
+            if terminal or truncated:
+                frame, info = self._env.reset()
+        self._lives = info["lives"]
+        self._done = False
+        return self._obs([frame], 0.0, is_first=True)
+
+    def _obs(self, frames, reward, is_first=False, is_last=False, is_terminal=False):
+        return {"image": pool_and_resize(frames, self._p["size"]),
+                "reward": np.float32(reward), "is_first": np.bool_(is_first),
+                "is_last": np.bool_(is_last), "is_terminal": np.bool_(is_terminal)}
+
+    def close(self) -> None:
+        self._env.close()
+
+
+def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
+             logdir: str | None = None) -> Atari:
+    """Environment `index` of a run of `task` (e.g. "atari_pong"), seeded seed·1000 + index."""
+    suite = SUITES["atari100k"]
+    protocol = suite.check_protocol(protocol or {})
+    for key in _FIXED:
+        if protocol[key] != suite.protocol[key]:
+            raise SuiteError(f"atari protocol knob {key!r} is fixed to {suite.protocol[key]!r}")
+    return Atari(suite.check_task(task).removeprefix("atari_"), seed * 1000 + index, protocol)
+
+
+SUITES = {
+    "atari100k": Suite(
+        name="atari100k",
+        tasks=TASKS,
+        budget=440_000,  # runs go to 110K agent steps; the score is read at 400K frames
+        config=("size=size200m", "run.train_ratio=256", "run.envs=1",
+                f"run.action_repeat={PROTOCOLS['atari100k']['repeat']}"),
+        protocol=PROTOCOLS["atari100k"],
+        scoring=ScoringRule(
+            "mean return of training episodes ending in [390K, 400K] frames, "
+            "human-normalised (x - random) / (human - random)",
+            window=(390_000, 400_000), normalise="human"),
+        resources=Resources(gpus=1, cpus=4, mem_gb=32, hours=24.0),
+        make_env=make_env,
+        published="atari100k",
+    ),
+}
