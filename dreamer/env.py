@@ -14,6 +14,9 @@ An environment is any object with:
   and every call after an observation with `is_last`, starts a new episode and ignores the action;
   that first observation has `reward = 0` and `is_first = True` (SPEC §4).
 - `close()`.
+- optional `resumable = True`: pickling the environment captures its whole state (the episode in
+  flight and its random generators), so a checkpoint can store it and a resumed run continues
+  exactly where it stopped. Environments without it are rebuilt on resume (dreamer.train).
 
 Environments are built by factories `make_env(index) -> Env`; the factory owns seeding
 (DESIGN: seed · 1000 + index).
