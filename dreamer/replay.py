@@ -115,13 +115,17 @@ class Replay:
                     s.chunks[chunk][k][lo:hi] = latents[k][b, pos:pos + hi - lo]
 
     def save(self, directory: Path) -> None:
-        """Write the held steps, queue, counters and generator state into `directory`."""
+        """Write the held steps, queue, counters and generator state into `directory`.
+
+        Steps are written chunk by chunk (views, no copy), so saving needs no second replay's worth
+        of memory."""
         arrays, meta = {}, {"streams": {}, "queue": list(self.queue), "added": self.added,
                             "size": self.size, "rng": self.rng.bit_generator.state}
         for stream, s in self.streams.items():
             meta["streams"][stream] = [s.start, s.end, s.online]
-            for k in self.spaces:
-                arrays[f"{stream}/{k}"] = self._read(s, k, s.start, s.end)
+            for _, chunk, lo, hi in self._pieces(s.start, s.end):
+                for k in self.spaces:
+                    arrays[f"{stream}/{chunk}/{k}"] = s.chunks[chunk][k][lo:hi]
         np.savez(Path(directory) / "replay.npz", **arrays)
         (Path(directory) / "replay.json").write_text(json.dumps(meta))
 
@@ -132,10 +136,9 @@ class Replay:
             for stream, (start, end, online) in meta["streams"].items():
                 s = self.streams[int(stream)] = _Stream()
                 s.start, s.end, s.online = start, end, online
-                for k in self.spaces:
-                    values = arrays[f"{stream}/{k}"]
-                    for pos, chunk, lo, hi in self._pieces(start, end):
-                        self._chunk(s, chunk)[k][lo:hi] = values[pos:pos + hi - lo]
+                for _, chunk, lo, hi in self._pieces(start, end):
+                    for k in self.spaces:
+                        self._chunk(s, chunk)[k][lo:hi] = arrays[f"{stream}/{chunk}/{k}"]
         self.queue = collections.deque(tuple(item) for item in meta["queue"])
         self.added, self.size = meta["added"], meta["size"]
         self.rng.bit_generator.state = meta["rng"]
@@ -161,10 +164,6 @@ class Replay:
         arrays = self._chunk(s, chunk)
         for k in self.spaces:
             arrays[k][off] = step[k]
-
-    def _read(self, s: _Stream, key: str, start: int, stop: int) -> np.ndarray:
-        parts = [s.chunks[chunk][key][lo:hi] for _, chunk, lo, hi in self._pieces(start, stop)]
-        return np.concatenate(parts) if parts else np.zeros((0, *self.spaces[key].shape), self.spaces[key].dtype)
 
     def _evict(self) -> None:
         """Drop the oldest held step of all streams."""

@@ -62,7 +62,11 @@ def train(config: Config, make_env: Callable[[int], Env], run_dir: Path, meta: d
     """Run (or continue) one run in `run_dir` until its budget; returns the DONE summary."""
     run_dir = Path(run_dir)
     if (run_dir / "DONE").exists():
-        summary = json.loads((run_dir / "DONE").read_text())
+        try:
+            summary = json.loads((run_dir / "DONE").read_text())
+        except ValueError as exc:
+            raise RunDirError(f"{run_dir / 'DONE'} is not the JSON summary a finished run writes ({exc}); "
+                              "restore it, or delete it to let the run finish again from its checkpoint") from exc
         print(f"{run_dir}: already done at step {summary['step']}; nothing to do", flush=True)
         return summary
     _check_config(config)

@@ -267,6 +267,13 @@ def test_interrupted_checkpoint_swap_is_recovered(finished, tmp_path, capsys):
     assert sorted(p.name for p in run_dir.iterdir()) == FILES
 
 
+def test_malformed_done_is_an_error(finished, tmp_path):
+    run_dir = reopen(finished, tmp_path)
+    (run_dir / "DONE").write_text('{"step": 4')
+    with pytest.raises(RunDirError, match="DONE is not the JSON summary"):
+        resume(run_dir)
+
+
 def test_resuming_with_another_config_is_an_error(finished, tmp_path):
     run_dir = reopen(finished, tmp_path)
     with pytest.raises(RunDirError, match=r"different config \(run\.train_ratio\)"):
