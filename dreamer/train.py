@@ -127,7 +127,8 @@ class _Run:
         indices = [i + n * self.starts for i in range(n)]
         rebuilt = [i for i in range(n) if states[i] is None]
         if loop is not None:
-            self._say(f"resuming at step {loop['counters']['agent_steps'] * cfg.action_repeat} (start {self.starts + 1}); "
+            frames = loop["counters"]["agent_steps"] * cfg.action_repeat
+            self._say(f"resuming at step {frames} (start {self.starts + 1}); "
                       + (f"environments {rebuilt} rebuilt as indices {[indices[i] for i in rebuilt]}, "
                          "their episodes in flight are lost" if rebuilt else "all environments restored"))
         self.driver = Driver(self.make_env, indices, states)
@@ -462,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                     "`python -m suites.run`; this runs a single one in the given run directory.",
         epilog="example: python -m dreamer.train --run-dir results/runs/manual/catch-0 "
                "--env suites.bsuite:make_env --task catch/0 --seed 0 --set size=size12m run.budget_episodes=1000")
-    parser.add_argument("--run-dir", required=True, type=Path, help="run directory (created, or resumed if it holds a checkpoint)")
+    parser.add_argument("--run-dir", required=True, type=Path,
+                        help="run directory (created, or resumed if it holds a checkpoint)")
     parser.add_argument("--env", required=True, metavar="MODULE:FUNCTION",
                         help="environment factory, called as FUNCTION(task, index, seed=seed)")
     parser.add_argument("--task", required=True, help="task name passed to the factory")
