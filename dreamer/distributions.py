@@ -18,7 +18,9 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
 
 def twohot_bins(n: int = 255, device=None) -> torch.Tensor:
     """(n,) bins at symexp(linspace(−20, 20, n)): symmetric, with 0 at the centre for odd n."""
-    return symexp(torch.linspace(-20.0, 20.0, n, device=device, dtype=torch.float32))
+    x = torch.linspace(-20.0, 20.0, n, dtype=torch.float64)
+    x = (x - x.flip(0)) / 2  # exactly antisymmetric, so the centre bin is exactly 0
+    return symexp(x).to(device=device, dtype=torch.float32)
 
 
 def twohot_encode(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,133 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dreamer import distributions as D
+from dreamer.agent import Head
+
+
+def test_symlog_symexp_inverse_over_wide_range():
+    x = torch.cat([-torch.logspace(-8, 8, 2001, dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
+                   torch.logspace(-8, 8, 2001, dtype=torch.float64)])
+    back = D.symexp(D.symlog(x))
+    assert torch.allclose(back, x, rtol=1e-6, atol=0)
+    assert D.symlog(torch.tensor(math.e - 1)).item() == pytest.approx(1.0)
+    assert D.symlog(torch.tensor(-(math.e - 1))).item() == pytest.approx(-1.0)
+
+
+def test_bins_symmetric_with_zero_at_centre():
+    bins = D.twohot_bins(255)
+    assert bins.shape == (255,)
+    assert bins[127].item() == 0.0
+    assert torch.equal(bins, -bins.flip(0))
+    assert bins[-1].item() == pytest.approx(math.exp(20) - 1, rel=1e-6)
+
+
+def test_twohot_round_trip_and_weights():
+    bins = D.twohot_bins(255)
+    x = torch.cat([-torch.logspace(-3, 6, 500), torch.zeros(1), torch.logspace(-3, 6, 500)])
+    enc = D.twohot_encode(x, bins)
+    assert torch.allclose(enc.sum(-1), torch.ones_like(x))
+    assert ((enc > 0).sum(-1) <= 2).all()
+    dec = (enc.double() * bins.double()).sum(-1).float()
+    assert torch.allclose(dec, x, rtol=1e-5, atol=1e-7)
+    # Hand case: halfway between two bins puts 0.5 on each.
+    mid = (bins[130] + bins[131]) / 2
+    w = D.twohot_encode(mid[None], bins)[0]
+    assert w[130].item() == pytest.approx(0.5) and w[131].item() == pytest.approx(0.5)
+
+
+def test_twohot_mean_of_logits_recovers_encoded_value():
+    bins = D.twohot_bins(255)
+    x = torch.tensor([-1234.5, -1.0, 0.3, 17.0, 9.9e5])
+    logits = torch.log(D.twohot_encode(x, bins).clamp(min=1e-30))
+    assert torch.allclose(D.twohot_mean(logits, bins), x, rtol=1e-5)
+
+
+def test_zero_initialised_head_predicts_exactly_zero():
+    bins = D.twohot_bins(255)
+    head = Head(16, 255, 1, 8, outscale=0.0)
+    logits = head(torch.randn(5, 16))
+    assert torch.equal(logits, torch.zeros_like(logits))
+    assert torch.equal(D.twohot_mean(logits, bins), torch.zeros(5))
+
+
+def test_unimix_probabilities_by_hand():
+    logits = torch.tensor([0.0, math.log(3.0)])
+    probs = D.unimix_probs(logits, 0.01)
+    assert probs.tolist() == pytest.approx([0.99 * 0.25 + 0.005, 0.99 * 0.75 + 0.005])
+    probs = D.unimix_probs(torch.tensor([-1e9, 0.0, -1e9, -1e9]), 0.01)
+    assert probs.min().item() == pytest.approx(0.0025)
+
+
+def test_straight_through_gradient_equals_gradient_of_probs():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 32, 4, requires_grad=True)
+    weights = torch.randn(3, 32, 4)
+    probs = D.unimix_probs(logits, 0.01)
+    sample = D.straight_through_sample(probs)
+    assert torch.allclose(sample.detach().sum(-1), torch.ones(3, 32))
+    assert torch.equal(sample.detach().round(), sample.detach().round().clamp(0, 1))
+    assert torch.equal(sample.detach().round().sum(-1), torch.ones(3, 32))
+    (g_sample,) = torch.autograd.grad((sample * weights).sum(), logits)
+    (g_probs,) = torch.autograd.grad((D.unimix_probs(logits, 0.01) * weights).sum(), logits)
+    assert torch.allclose(g_sample, g_probs)
+
+
+def test_kl_free_nats_apply_to_the_sum_over_variables():
+    # Each of the 32 variables contributes KL 0.05 nats: the sum 1.6 is above the free 1.0, so
+    # the loss is 1.6. Clipping per variable would give 32 · max(1, 0.05) = 32.
+    K = 2
+    p = torch.tensor([0.5, 0.5]).repeat(32, 1)
+    # Choose q so that KL(p‖q) = 0.05 per variable: KL = −0.5·log(4·q·(1−q)).
+    a = (1 + math.sqrt(1 - math.exp(-0.1))) / 2
+    q = torch.tensor([a, 1 - a]).repeat(32, 1)
+    assert D.categorical_kl(p, q).item() == pytest.approx(1.6, rel=1e-5)
+    dyn, rep = D.kl_losses(p, q, free=1.0)
+    assert dyn.item() == pytest.approx(1.6, rel=1e-5) and rep.item() == pytest.approx(1.6, rel=1e-5)
+    # Below the free nats the loss is the constant 1.0 and its gradient vanishes.
+    q_small = torch.tensor([0.55, 0.45]).repeat(32, 1).requires_grad_(True)
+    dyn, _ = D.kl_losses(p, q_small, free=1.0)
+    assert dyn.item() == 1.0
+    (g,) = torch.autograd.grad(dyn, q_small)
+    assert torch.equal(g, torch.zeros_like(g))
+    assert K == p.shape[-1]
+
+
+def test_dyn_and_rep_route_gradients_to_prior_and_posterior():
+    post_logits = torch.randn(32, 4, requires_grad=True)
+    prior_logits = torch.randn(32, 4, requires_grad=True)
+    post, prior = torch.softmax(post_logits, -1), torch.softmax(prior_logits, -1)
+    dyn, rep = D.kl_losses(post, prior, free=0.0)
+    g_post, g_prior = torch.autograd.grad(dyn, [post_logits, prior_logits], allow_unused=True)
+    assert g_post is None and g_prior.abs().sum() > 0
+    g_post, g_prior = torch.autograd.grad(rep, [post_logits, prior_logits], allow_unused=True)
+    assert g_prior is None and g_post.abs().sum() > 0
+
+
+def test_policy_distributions():
+    torch.manual_seed(0)
+    pol = D.Policy(torch.zeros(1000, 2), discrete=False, minstd=0.1, maxstd=1.0)
+    std = 0.9 * (1 / (1 + math.exp(-2))) + 0.1
+    assert pol.std[0, 0].item() == pytest.approx(std)
+    assert pol.mean.abs().max().item() == 0.0
+    x = pol.sample()
+    assert x.std().item() == pytest.approx(std, rel=0.1)
+    lp = pol.log_prob(torch.zeros(1, 2))[0].item()
+    assert lp == pytest.approx(2 * (-math.log(std) - 0.5 * math.log(2 * math.pi)), rel=1e-5)
+    cat = D.Policy(torch.tensor([[0.0, math.log(3.0)]]), discrete=True, minstd=0.1, maxstd=1.0)
+    assert cat.log_prob(torch.tensor([1])).item() == pytest.approx(math.log(0.75))
+    assert cat.entropy().item() == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+
+
+def test_bernoulli_soft_target_loss():
+    target = torch.tensor([0.997])
+    loss = D.bernoulli_loss(torch.tensor([0.0]), target)
+    assert loss.item() == pytest.approx(math.log(2.0))
+    # Minimised where the probability equals the soft target: the head learns γ·continue.
+    logits = torch.linspace(-10, 10, 20001)
+    best = logits[D.bernoulli_loss(logits, target.expand_as(logits)).argmin()]
+    assert torch.sigmoid(best).item() == pytest.approx(0.997, abs=1e-3)
+    assert np.isfinite(loss.item())
