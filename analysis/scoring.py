@@ -7,6 +7,7 @@ Atari run out of 400K is scored on episodes ending in [97.5K, 100K].
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -133,6 +134,20 @@ def describe(rule: ScoringRule) -> str:
     return text + "."
 
 
+@contextmanager
+def _series_append():
+    # bsuite 0.3.6 scores deep_sea with Series.append, which pandas 2 removed; it is supplied
+    # (as the concat it was) only while bsuite's analysis runs.
+    if hasattr(pd.Series, "append"):
+        yield
+        return
+    pd.Series.append = lambda self, other: pd.concat([self, other])
+    try:
+        yield
+    finally:
+        del pd.Series.append
+
+
 def bsuite_scores(logs: pd.DataFrame) -> pd.DataFrame:
     """bsuite's own score per experiment and method (mean over seeds): `method, bsuite_env, score,
     type, tags, finished, seeds`.
@@ -141,7 +156,8 @@ def bsuite_scores(logs: pd.DataFrame) -> pd.DataFrame:
     """
     from bsuite.experiments import summary_analysis  # bsuite is only needed for this suite
 
-    per_seed = summary_analysis.bsuite_score(logs, ["method", "run_seed"])
+    with _series_append():
+        per_seed = summary_analysis.bsuite_score(logs, ["method", "run_seed"])
     return (per_seed.groupby(["method", "bsuite_env", "type", "tags"], as_index=False)
             .agg(score=("score", "mean"), finished=("finished", "all"),
                  seeds=("run_seed", "nunique")))

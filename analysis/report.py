@@ -1,0 +1,326 @@
+"""`python -m analysis.report SUITE` — tables and figures comparing our runs with the published ones.
+
+Writes into --out (default results/reports/SUITE/), replacing a previous report only once the
+new one is complete:
+
+- per_task.{csv,md,tex}: tasks × methods, mean raw score over runs (+ random and human for Atari)
+- aggregate.{csv,md,tex}: `method,metric,value,lower,upper` for mean, median, IQM and optimality
+  gap of normalised scores (suites whose rule normalises)
+- success.{csv,md,tex}: runs that reached the rule's success return (Minecraft: a diamond)
+- probability_of_improvement.{csv,md,tex}: `x,y,value,lower,upper`, when two or more methods
+- figures (.png and .pdf): aggregate_intervals, performance_profile, sample_efficiency,
+  learning_curves, probability_of_improvement, success_curves
+- bsuite: bsuite_scores.{csv,md,tex}, bsuite_bar and bsuite_radar (bsuite's own analysis)
+
+Our runs are labelled "<variant> (ours)" (analysis.load); `--methods NAME` selects the published
+method and our variant of that name alike.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import aggregate, load, plots, scoring, tables
+from analysis.baselines import DEFAULT_DIR as DEFAULT_BASELINES
+from analysis.reference import ATARI
+from suites.base import Suite, SuiteError, unknown
+from suites.registry import SUITE_NAMES, get_suite
+
+DEFAULT_RESULTS = Path("results/runs")
+DEFAULT_REPORTS = Path("results/reports")
+CURVE_POINTS = 40
+
+
+class UsageError(ValueError):
+    """The command line asks for something the data cannot give; exit code 2."""
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def select(suite: Suite, baselines: Path, results: Path, methods) -> tuple[list[str], list[str]]:
+    """(published methods, our variants) named by `methods` (all when None)."""
+    if not baselines.is_dir():
+        raise UsageError(f"baselines directory {baselines} not found; fetch the published scores "
+                         f"with `python -m analysis.baselines download --to {baselines}`")
+    published = load.published_methods(baselines, suite.published)
+    if not published:
+        raise UsageError(f"no {suite.published}-*.json.gz in {baselines}; fetch them with "
+                         f"`python -m analysis.baselines download --to {baselines}`")
+    ours = load.our_variants(results, suite.name)
+    if methods is None:
+        # the paper's method first, so that it heads tables and is the reference of comparisons
+        return sorted(published, key=lambda m: (m != "dreamerv3", m)), ours
+    for name in methods:
+        if name not in published and name not in ours:
+            raise unknown(f"{suite.name} method", name, [*published, *ours])
+    return ([m for m in methods if m in published], [m for m in methods if m in ours])
+
+
+def check_pooling(runs: pd.DataFrame, pool: bool) -> None:
+    """Refuse our runs of different budgets (full and shortened, or shortened to different
+    budgets) in one report unless `pool`: their scores come from different windows.
+
+    runs: one row per run of ours with `method, shortened, budget`.
+    """
+    kinds = runs.groupby(["shortened", "budget"]).method.agg(lambda m: sorted(set(m)))
+    if pool or len(kinds) < 2 or not runs.shortened.any():
+        return
+    found = "; ".join(f"{'shortened' if short else 'full'} {budget:,.0f}-frame runs of "
+                      f"{', '.join(methods)}" for (short, budget), methods in kinds.items())
+    raise UsageError(f"our runs mix budgets ({found}); scores from different budgets are not "
+                     "comparable, so they are not pooled unless you pass --pool-shortened (each "
+                     "run is then scored in its window scaled to its budget) or pick runs with "
+                     "--methods")
+
+
+def method_order(published: list[str], variants: list[str]) -> list[str]:
+    return [*published, *map(load.ours, variants)]
+
+
+def pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """Comparisons for probability of improvement: each of our methods against every other
+    method; without ours, the first method against the others."""
+    focus = [m for m in methods if m.endswith(load.OURS)] or methods[:1]
+    found = []
+    for x in focus:
+        for y in methods:
+            if y != x and (y, x) not in found:
+                found.append((x, y))
+    return found
+
+
+# ---------------------------------------------------------------- report
+
+
+def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None, reps: int = 2000,
+          pool_shortened: bool = False) -> list[Path]:
+    """Write the report of `suite` into `out`; returns the written paths."""
+    rule = suite.scoring
+    if rule.normalise == "bsuite":
+        return _write(out, lambda tmp: _bsuite(results, tmp, methods))
+    published, variants = select(suite, baselines, results, methods)
+    ours = load.load_runs(results, suite.name, variants)
+    check_pooling(ours.groupby(scoring.RUN, as_index=False)[["shortened", "budget"]].first(),
+                  pool_shortened)
+    episodes = pd.concat([load.load_published(baselines, suite.name, suite.published, published),
+                          ours], ignore_index=True)
+    order = [m for m in method_order(published, variants) if m in set(episodes.method)]
+    if not order:
+        raise UsageError(f"no finished episodes of {', '.join(method_order(published, variants))}")
+    runs = scoring.run_scores(episodes, rule, suite.budget)
+    curves = scoring.run_curves(episodes, rule, suite.budget, CURVE_POINTS)
+    return _write(out, lambda tmp: _tables_and_figures(suite, runs, curves, order, reps, tmp))
+
+
+def _write(out: Path, render) -> list[Path]:
+    """Render into a fresh sibling folder, then move the files into `out`, so a failure leaves
+    the previous report as it was. Files of the previous report (listed in `out/.report`) that
+    this one does not write are removed, so no stale figure outlives its report; other files in
+    `out` are left alone."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        names = [p.name for p in render(tmp)]
+        listing = out / ".report"
+        for name in listing.read_text().split() if listing.exists() else []:
+            (out / name).unlink(missing_ok=True)
+        for name in names:
+            os.replace(tmp / name, out / name)
+        listing.write_text("\n".join(names) + "\n")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [out / n for n in names]
+
+
+def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path) -> list[Path]:
+    """Everything but bsuite. runs: one row per run (analysis.scoring.run_scores); curves: their
+    learning curves (run_curves); order: the methods, as they should appear."""
+    rule, colors = suite.scoring, plots.palette(order)
+    rule_text, short_text = scoring.describe(rule), tables.shortened_caption(runs)
+
+    def notes(runs_text: str) -> str:
+        """What every caption says: the rule, which runs, and how shortened runs were scored."""
+        return f"{rule_text} {runs_text} {short_text}".strip()
+
+    written = _per_task(suite.name, rule, runs, order, notes, tmp)
+
+    tasks = sorted(set.intersection(*(set(runs.task[runs.method == m]) for m in order)))
+    if not tasks:
+        raise UsageError(f"no task has runs of every method ({', '.join(order)}); select methods "
+                         "with --methods")
+    used = aggregate.balanced(runs, tasks)
+    matrices = {m: aggregate.score_matrix(used, m, tasks) for m in order}
+    scope = tables.count(len(tasks), "task")
+    if len(tasks) < runs.task.nunique():
+        scope += f" (of {runs.task.nunique()}: those every method has)"
+    runs_text = tables.runs_caption(used, order)
+    available = runs[runs.task.isin(tasks)].groupby("method").size()
+    cut = [m for m in order if (used.method == m).sum() < available[m]]
+    if cut:
+        runs_text += (" rliable needs equal runs per task, so each task contributes only its runs "
+                      f"of the lowest seed ids for {', '.join(cut)} (per-task table: all runs).")
+    header = (suite.name, scope, f"95% stratified-bootstrap intervals ({reps} replicates, "
+              "rliable)", notes(runs_text))
+
+    if rule.normalise in ("human", "scale"):
+        written += _aggregates(header, rule, matrices, curves.merge(used[["method", "task", "seed"]]),
+                               tasks, colors, reps, tmp)
+    if rule.success is not None:
+        written += _success(suite.name, rule, runs, order, notes, colors, tmp)
+    written += plots.learning_curves(curves, colors, tmp / "learning_curves", "Episode return",
+                                     f"{suite.name} — mean over runs ± standard error")
+    if len(order) > 1:
+        written += _improvement(header, matrices, order, colors, reps, tmp)
+    return written
+
+
+def _per_task(name, rule, runs, order, notes, tmp) -> list[Path]:
+    reference = {t: ATARI[t] for t in runs.task.unique()} if rule.normalise == "human" else None
+    caption = (f"{name}: mean raw score per task over each method's runs"
+               + ("; random and human: the reference scores of the rule" if reference else "")
+               + ". " + notes(tables.runs_caption(runs, order)))
+    return tables.write(tmp / "per_task", tables.per_task(runs, order, reference), caption, 1)
+
+
+def _aggregates(header, rule, matrices, curves, tasks, colors, reps, tmp) -> list[Path]:
+    """Aggregate table, interval plot, performance profile and sample-efficiency curve.
+    curves: the learning curves of the runs in `matrices`."""
+    name, scope, stat, notes = header
+    label = "Human-normalised score" if rule.normalise == "human" else f"Score / {rule.scale:g}"
+    result = aggregate.interval_estimates(matrices, reps)
+    display = tables.aggregate_display(result)
+    caption = f"{name}, {scope}: aggregate {label.lower()}, point estimate [{stat}]. {notes}"
+    print(f"\n{caption}\n\n{display.to_markdown(index=False)}")
+    written = tables.write(tmp / "aggregate", result, caption, 3, display)
+    title = f"{name}, {scope} — 95% stratified-bootstrap intervals"
+    written += plots.intervals(result, colors, tmp / "aggregate_intervals", label, title)
+
+    pooled = np.concatenate([m.ravel() for m in matrices.values()])
+    taus = np.linspace(min(0.0, pooled.min()), max(1.0, np.quantile(pooled, 0.95)), 101)
+    written += plots.profiles(taus, aggregate.performance_profiles(matrices, taus, reps), colors,
+                              tmp / "performance_profile", rf"{label} ($\tau$)",
+                              f"{name}, {scope} — score distributions")
+    efficiency = {}
+    for method in matrices:
+        frames, tensor = aggregate.curve_tensor(curves, method, tasks)
+        if len(frames):
+            efficiency[method] = (frames, *aggregate.iqm_curve(tensor, reps))
+    if efficiency:
+        written += plots.sample_efficiency(efficiency, colors, tmp / "sample_efficiency",
+                                           f"IQM {label.lower()}", f"{name}, {scope}")
+    return written
+
+
+def _success(name, rule, runs, order, notes, colors, tmp) -> list[Path]:
+    """Runs that reached the rule's success return, as a table and over training."""
+    success = (runs.groupby("method", sort=False)
+               .agg(runs=("seed", "size"), successes=("first_success", "count"),
+                    mean_return=("raw", "mean")).reindex(order).reset_index())
+    success.insert(3, "fraction", success.successes / success.runs)
+    caption = (f"{name}: fraction of runs that succeeded, and the mean over runs of the window "
+               "score. " + notes(tables.runs_caption(runs, order)))
+    print(f"\n{caption}\n\n{success.to_markdown(index=False)}")
+    return (tables.write(tmp / "success", success, caption, 3)
+            + plots.success_curves(runs, colors, tmp / "success_curves",
+                                   f"returned ≥ {rule.success:g}", f"{name} — success"))
+
+
+def _improvement(header, matrices, order, colors, reps, tmp) -> list[Path]:
+    name, scope, stat, notes = header
+    rows = []
+    for x, y in pairs(order):
+        value, lower, upper = aggregate.probability_of_improvement(matrices[x], matrices[y], reps)
+        rows.append({"x": x, "y": y, "value": value, "lower": lower, "upper": upper})
+    table = pd.DataFrame(rows)
+    print()
+    for r in table.itertuples():
+        print(f"P({r.x} > {r.y}) = {r.value:.3f} [{r.lower:.3f}, {r.upper:.3f}] over {scope}")
+    caption = f"{name}, {scope}: probability of improvement P(X > Y) [{stat}]. {notes}"
+    return (tables.write(tmp / "probability_of_improvement", table, caption, 3)
+            + plots.improvement(table, colors, tmp / "probability_of_improvement",
+                                f"{name}, {scope}"))
+
+
+def _bsuite(results: Path, tmp: Path, methods) -> list[Path]:
+    logs = load.load_bsuite(results, methods)
+    scores = scoring.bsuite_scores(logs)
+    caption = ("bsuite: score per experiment from bsuite's own analysis "
+               "(bsuite.experiments.summary_analysis.bsuite_score), mean over seeds; the CSV "
+               "also has the seed count and `finished`, whether every bsuite_id of the "
+               "experiment ran its full number of episodes.")
+    table = scores[["method", "bsuite_env", "type", "score", "seeds", "finished"]]
+    display = (table.pivot(index=["bsuite_env", "type"], columns="method", values="score")
+               .reindex(columns=list(dict.fromkeys(table.method))).reset_index())
+    display.columns.name = None
+    print(f"\n{caption}\n\n{display.to_markdown(index=False)}")
+    return (tables.write(tmp / "bsuite_scores", table, caption, 3, display)
+            + plots.bsuite_figures(scores, plots.palette(scores.method.unique()), tmp / "bsuite"))
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis.report",
+        description="Tables and figures of a suite: per-task scores, rliable aggregates with "
+        "stratified-bootstrap intervals, performance profiles, sample-efficiency and learning "
+        "curves, probability of improvement; our runs beside the published ones.",
+        epilog="Our runs appear as '<variant> (ours)'; shortened runs (suites.run --budget N) as "
+        "'<variant>-budget<N> (ours)', scored in the rule's window scaled to their budget. A "
+        "report whose runs of ours mix budgets is refused unless --pool-shortened.")
+    p.add_argument("suite", help=", ".join(SUITE_NAMES))
+    p.add_argument("--methods", nargs="+", metavar="NAME",
+                   help="published methods and our variants to compare, in this order (default: "
+                   "all found); a name selects both the published method and our variant of it")
+    p.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
+                   help=f"folder of published *.json.gz files (default: {DEFAULT_BASELINES}, "
+                   "where `python -m analysis.baselines download` puts them; developers can use "
+                   "the development copy ../shared/baselines)")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                   help=f"root of our run directories (default: {DEFAULT_RESULTS})")
+    p.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_REPORTS}/SUITE)")
+    p.add_argument("--reps", type=int, default=2000,
+                   help="bootstrap replicates per interval (default: 2000; rliable's paper "
+                   "used 50000)")
+    p.add_argument("--pool-shortened", action="store_true",
+                   help="report our runs of different budgets together, each scored in its "
+                   "window scaled to its budget")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.reps < 1:
+            raise UsageError(f"--reps must be at least 1, got {args.reps}")
+        suite = get_suite(args.suite)
+        out = args.out or DEFAULT_REPORTS / suite.name
+        with warnings.catch_warnings():
+            # our notes (a run left out, ...) as one line each; libraries' deprecation noise not
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("always", module=r"analysis\.")
+            warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+            written = build(suite, out, args.baselines, args.results, args.methods, args.reps,
+                            args.pool_shortened)
+    except (UsageError, SuiteError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except load.LoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"\nreport: {len(written)} files in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

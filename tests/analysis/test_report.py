@@ -1,0 +1,163 @@
+"""`python -m analysis.report` end to end, checked against numbers computed here independently
+(gzip + json + numpy on the published files, hand arithmetic on fabricated runs)."""
+import contextlib
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import report
+
+pytest.importorskip("suites.atari100k")
+from suites.registry import get_suite  # noqa: E402
+
+FIGURES = ["aggregate_intervals", "performance_profile", "sample_efficiency", "learning_curves",
+           "probability_of_improvement"]
+
+
+def run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = report.main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def published_report(tmp_path_factory, baselines):
+    out = tmp_path_factory.mktemp("report")
+    code, stdout, stderr = run(["atari100k", "--baselines", baselines, "--out", out, "--reps", 100,
+                                "--results", tmp_path_factory.mktemp("no_runs")])
+    assert code == 0, stderr
+    return out, stdout
+
+
+def test_published_aggregates_match_an_independent_computation(published_report, published_scores):
+    out, stdout = published_report
+    csv = out / "aggregate.csv"
+    assert csv.read_text().splitlines()[0] == "method,metric,value,lower,upper"
+    table = pd.read_csv(csv).set_index(["method", "metric"])
+    for method in ("dreamerv3", "ppo_fixhp"):
+        scores = published_scores(method)
+        matrix = np.stack([scores[t] for t in sorted(scores)], axis=1)  # (5 seeds, 26 games)
+        assert matrix.shape == (5, 26)
+        task_means = matrix.mean(axis=0)
+        flat = np.sort(matrix.ravel())
+        expected = {"mean": task_means.mean(), "median": np.median(task_means),
+                    "iqm": flat[32:130 - 32].mean(),  # 25% of 130 runs, rounded down, cut each end
+                    "optimality_gap": 1 - np.minimum(matrix, 1).mean()}
+        for metric, value in expected.items():
+            row = table.loc[(method, metric)]
+            assert row.value == pytest.approx(value, rel=1e-9)
+            assert row.lower <= row.value <= row.upper
+    # The published DreamerV3 data reproduce the paper's Atari100k figures (mean ≈ 1.25,
+    # median ≈ 0.49) to within a point or so: the data give 1.245 and 0.480.
+    assert table.loc[("dreamerv3", "mean")].value == pytest.approx(1.25, abs=0.01)
+    assert table.loc[("dreamerv3", "median")].value == pytest.approx(0.49, abs=0.015)
+    assert re.search(r"P\(dreamerv3 > ppo_fixhp\) = 0\.9\d\d \[0\.9\d\d, 0\.9\d\d\]", stdout)
+
+
+def test_per_task_table_and_captions(published_report, published_scores, gamer):
+    out, _ = published_report
+    table = pd.read_csv(out / "per_task.csv").set_index("task")
+    assert list(table.columns) == ["random", "human", "dreamerv3", "ppo_fixhp"]
+    scores = published_scores("dreamerv3")
+    for task in ("atari_pong", "atari_krull"):
+        random, human = gamer[task]
+        assert table.loc[task, ["random", "human"]].tolist() == [random, human]
+        assert (table.loc[task, "dreamerv3"] - random) / (human - random) == pytest.approx(
+            scores[task].mean())
+    for name in ("per_task.md", "aggregate.md", "aggregate.tex", "probability_of_improvement.md"):
+        text = (out / name).read_text()
+        assert "[390,000, 400,000] frames" in text, name
+        assert "5 seeds on each of 26 tasks" in text, name
+
+
+def test_figures_are_written_as_png_and_pdf(published_report):
+    out, _ = published_report
+    for stem in FIGURES:
+        png = (out / f"{stem}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000, stem
+        assert (out / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
+
+
+@pytest.fixture
+def our_runs(tmp_path, make_run):
+    """Two variants of ours on two games: full runs and runs shortened to 110K frames."""
+    budget = get_suite("atari100k").budget
+    full = {("atari_pong", 0): -10.0, ("atari_pong", 1): 5.0,
+            ("atari_breakout", 0): 10.0, ("atari_breakout", 1): 40.0}
+    for (task, seed), score in full.items():
+        make_run(tmp_path / "runs", "atari100k", "dreamerv3", task, seed,
+                 [(100_000, -99.0), (395_000, score), (420_000, 999.0)], budget)
+    for task in ("atari_pong", "atari_breakout"):
+        make_run(tmp_path / "runs", "atari100k", "dreamerv3-budget110000", task, 0,
+                 [(50_000, 1.0), (99_000, 2.0)], 110_000, shortened=True)
+    return tmp_path / "runs", full, budget
+
+
+def test_mixed_budgets_are_refused_unless_pooled(tmp_path, baselines, our_runs, gamer,
+                                                 published_scores):
+    results, full, budget = our_runs
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["atari100k", "--methods", "dreamerv3", "dreamerv3-budget110000", "--baselines",
+            baselines, "--results", results, "--out", out, "--reps", 100]
+
+    code, _, stderr = run(argv)
+    assert code == 2
+    assert "our runs mix budgets" in stderr and "--pool-shortened" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+    code, stdout, stderr = run(argv + ["--pool-shortened"])
+    assert code == 0, stderr
+    assert (out / "notes.txt").read_text() == "mine"
+    # P(ours > published dreamerv3) over the two games both have, by hand
+    normalised = {k: (v - gamer[k[0]][0]) / (gamer[k[0]][1] - gamer[k[0]][0]) for k, v in full.items()}
+    published = published_scores("dreamerv3")
+    expected = np.mean([np.mean([(x > y) + 0.5 * (x == y)
+                                 for x in (normalised[(t, 0)], normalised[(t, 1)])
+                                 for y in published[t]])
+                        for t in ("atari_breakout", "atari_pong")])
+    match = re.search(r"P\(dreamerv3 \(ours\) > dreamerv3\) = ([\d.]+) \[([\d.]+), ([\d.]+)\] "
+                      r"over 2 tasks", stdout)
+    assert match, stdout
+    value, lower, upper = map(float, match.groups())
+    assert value == pytest.approx(expected, abs=5e-4) and lower <= value <= upper
+    assert "P(dreamerv3-budget110000 (ours) > dreamerv3)" in stdout
+
+    aggregate = pd.read_csv(out / "aggregate.csv")
+    assert list(dict.fromkeys(aggregate.method)) == [
+        "dreamerv3", "dreamerv3 (ours)", "dreamerv3-budget110000 (ours)"]
+    lo, hi = 390_000 * 110_000 / budget, 400_000 * 110_000 / budget
+    caption = (out / "aggregate.md").read_text()
+    assert f"scored on episodes ending in [{lo:,.0f}, {hi:,.0f}]" in caption
+    assert "dreamerv3 (ours): 2 seeds on each of 2 tasks" in caption
+    assert caption.startswith("atari100k, 2 tasks (of 26: those every method has): aggregate")
+    per_task = pd.read_csv(out / "per_task.csv").set_index("task")
+    assert per_task.loc["atari_pong", "dreamerv3 (ours)"] == pytest.approx(-2.5)
+    assert per_task.loc["atari_pong", "dreamerv3-budget110000 (ours)"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["atari100", "--baselines", "{b}"], "unknown suite 'atari100' (did you mean atari100k?)"),
+    (["atari100k", "--baselines", "{b}", "--methods", "dreamer"],
+     "unknown atari100k method 'dreamer' (did you mean dreamerv3?); valid: dreamerv3, ppo_fixhp"),
+    (["atari100k", "--baselines", "{tmp}/none"], "python -m analysis.baselines download"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, message, baselines, tmp_path):
+    argv = [a.format(b=baselines, tmp=tmp_path) for a in argv] + ["--results", tmp_path]
+    code, _, stderr = run(argv + ["--out", tmp_path / "out"])
+    assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_log_exits_1_naming_file_and_line(tmp_path, baselines, make_run):
+    path = make_run(tmp_path, "atari100k", "v", "atari_pong", 0, [(1, 1.0)], 440_000) / "scores.jsonl"
+    path.write_text(path.read_text() + "oops\n")
+    code, _, stderr = run(["atari100k", "--baselines", baselines, "--results", tmp_path,
+                           "--out", tmp_path / "out"])
+    assert code == 1 and f"{path}:2: malformed line 'oops'" in stderr

@@ -1,0 +1,52 @@
+"""bsuite reports go through bsuite's own analysis of its CSV logs."""
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import report
+
+pytest.importorskip("suites.bsuite")
+bsuite = pytest.importorskip("bsuite")
+from bsuite.experiments.bandit import analysis as bandit_analysis  # noqa: E402
+from bsuite.experiments.catch import analysis as catch_analysis  # noqa: E402
+from bsuite.logging import csv_logging  # noqa: E402
+
+EPISODES = {"catch/0": 30, "bandit/0": 40}
+
+
+def log_random_agent(folder, bsuite_id, seed):
+    """Real bsuite CSV logs: a uniformly random agent through bsuite's csv_logging wrapper."""
+    env = csv_logging.wrap_environment(bsuite.load_from_id(bsuite_id), bsuite_id, str(folder))
+    rng = np.random.RandomState(seed)
+    for _ in range(EPISODES[bsuite_id]):
+        step = env.reset()
+        while not step.last():
+            step = env.step(rng.randint(env.action_spec().num_values))
+
+
+def test_bsuite_scores_come_from_bsuites_analysis(tmp_path, make_run):
+    for bsuite_id in EPISODES:
+        for seed in (0, 1):
+            run = make_run(tmp_path / "runs", "bsuite", "small", bsuite_id.replace("/", "-"), seed,
+                           [], budget=0)
+            log_random_agent(run / "bsuite", bsuite_id, seed)
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = report.main(["bsuite", "--results", str(tmp_path / "runs"), "--out", str(out)])
+    assert code == 0
+    table = pd.read_csv(out / "bsuite_scores.csv").set_index("bsuite_env")
+    assert sorted(table.index) == ["bandit", "catch"]
+    assert set(table.method) == {"small (ours)"} and (table.seeds == 2).all()
+    assert not table.finished.any()  # 30 and 40 episodes of 10,000
+    # bsuite's per-experiment score on each seed's raw CSV, averaged over the two seeds
+    for env, analysis in (("catch", catch_analysis), ("bandit", bandit_analysis)):
+        scores = [analysis.score(pd.read_csv(
+            tmp_path / "runs" / "bsuite" / "small" / f"{env}-0" / f"seed{seed}" / "bsuite" /
+            f"bsuite_id_-_{env}-0.csv")) for seed in (0, 1)]
+        assert table.loc[env, "score"] == pytest.approx(np.mean(scores))
+    for name in ("bsuite_bar.png", "bsuite_bar.pdf", "bsuite_radar.png", "bsuite_radar.pdf"):
+        assert (out / name).stat().st_size > 5_000, name
+    assert "bsuite's own analysis" in (out / "bsuite_scores.md").read_text()
