@@ -55,7 +55,7 @@ def fetch(source: str, dest: Path, expected: str) -> None:
 
 
 def download(to: Path, source: str = BASE_URL, manifest: dict[str, str] = MANIFEST) -> list[Path]:
-    """Fetch every file of `manifest` (name -> sha256) from `source` into `to`; returns the paths."""
+    """Fetch each file of `manifest` (name -> sha256) from `source` into `to`; returns the paths."""
     to.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, expected in tqdm(manifest.items(), desc="published scores", unit="file"):

@@ -8,14 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")  # reports are rendered without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from rliable import plot_utils  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from rliable import plot_utils
 
 METRIC_NAMES = {"mean": "Mean", "median": "Median", "iqm": "IQM",
                 "optimality_gap": "Optimality gap"}

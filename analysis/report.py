@@ -1,7 +1,7 @@
-"""`python -m analysis.report SUITE` — tables and figures comparing our runs with the published ones.
+"""`python -m analysis.report SUITE` — tables and figures: our runs beside the published ones.
 
 Writes into --out (default results/reports/SUITE/), replacing a previous report only once the
-new one is complete:
+new one is complete (`.report` there lists its files, so the next report can drop stale ones):
 
 - per_task.{csv,md,tex}: tasks × methods, mean raw score over runs (+ random and human for Atari)
 - aggregate.{csv,md,tex}: `method,metric,value,lower,upper` for mean, median, IQM and optimality
@@ -172,8 +172,8 @@ def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path) -> l
               "rliable)", notes(runs_text))
 
     if rule.normalise in ("human", "scale"):
-        written += _aggregates(header, rule, matrices, curves.merge(used[["method", "task", "seed"]]),
-                               tasks, colors, reps, tmp)
+        used_curves = curves.merge(used[["method", "task", "seed"]])
+        written += _aggregates(header, rule, matrices, used_curves, tasks, colors, reps, tmp)
     if rule.success is not None:
         written += _success(suite.name, rule, runs, order, notes, colors, tmp)
     written += plots.learning_curves(curves, colors, tmp / "learning_curves", "Episode return",

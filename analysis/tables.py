@@ -33,12 +33,15 @@ def write(stem: Path, data: pd.DataFrame, caption: str, digits: int = 3,
           display: pd.DataFrame | None = None) -> list[Path]:
     """Write `data` to stem.csv, and `display` (default: `data`) with numbers rounded to `digits`
     decimals and `caption` above it to stem.md and stem.tex. Returns the three paths."""
-    display = (data if display is None else display).map(lambda v: _cell(v, digits))
+    display = (data if display is None else display).apply(
+        lambda column: column.map(lambda v: _cell(v, digits)))
     csv, md, tex = (stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
     data.to_csv(csv, index=False)
     align = ["left"] + ["right"] * (display.shape[1] - 1)
-    md.write_text(f"{caption}\n\n{display.to_markdown(index=False, colalign=align, disable_numparse=True)}\n")
-    latex = display.rename(columns=_tex).map(_tex).to_latex(index=False, escape=False)
+    markdown = display.to_markdown(index=False, colalign=align, disable_numparse=True)
+    md.write_text(f"{caption}\n\n{markdown}\n")
+    latex = (display.rename(columns=_tex).apply(lambda column: column.map(_tex))
+             .to_latex(index=False, escape=False))
     tex.write_text(f"\\begin{{table}}\n\\caption{{{_tex(caption)}}}\n\\label{{tab:{stem.name}}}\n"
                    f"{latex}\\end{{table}}\n")
     return [csv, md, tex]
@@ -62,8 +65,9 @@ def per_task(run_scores: pd.DataFrame, methods, reference: dict | None = None) -
 def aggregate_display(aggregate: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Methods × metrics with cells "value [lower, upper]" from rows `method, metric, value,
     lower, upper`."""
-    cells = aggregate.assign(cell=[f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" for v, lo, hi
-                                   in zip(aggregate.value, aggregate.lower, aggregate.upper)])
+    cells = aggregate.assign(cell=[
+        f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        for v, lo, hi in zip(aggregate.value, aggregate.lower, aggregate.upper)])
     table = cells.pivot(index="method", columns="metric", values="cell")
     table = table.reindex(index=list(dict.fromkeys(aggregate.method)),
                           columns=list(dict.fromkeys(aggregate.metric)))

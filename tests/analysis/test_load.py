@@ -14,7 +14,8 @@ def write_gz(path, payload):
 
 def test_published_file_becomes_long_rows_without_null_returns(tmp_path):
     path = write_gz(tmp_path / "atari100k-m.json.gz", [
-        {"task": "atari_pong", "method": "m", "seed": 0, "xs": [10, 20, 30], "ys": [1.0, None, 3.0]},
+        {"task": "atari_pong", "method": "m", "seed": 0, "xs": [10, 20, 30],
+         "ys": [1.0, None, 3.0]},
         {"task": "atari_pong", "method": "m", "seed": 1, "xs": [15], "ys": [-2]}])
     frame = load.read_published(path, "atari100k")
     assert list(frame.columns) == load.COLUMNS

@@ -1,7 +1,9 @@
 """`python -m analysis.report` end to end, checked against numbers computed here independently
 (gzip + json + numpy on the published files, hand arithmetic on fabricated runs)."""
 import contextlib
+import gzip
 import io
+import json
 import re
 
 import numpy as np
@@ -116,7 +118,8 @@ def test_mixed_budgets_are_refused_unless_pooled(tmp_path, baselines, our_runs, 
     assert code == 0, stderr
     assert (out / "notes.txt").read_text() == "mine"
     # P(ours > published dreamerv3) over the two games both have, by hand
-    normalised = {k: (v - gamer[k[0]][0]) / (gamer[k[0]][1] - gamer[k[0]][0]) for k, v in full.items()}
+    normalised = {(task, seed): (v - gamer[task][0]) / (gamer[task][1] - gamer[task][0])
+                  for (task, seed), v in full.items()}
     published = published_scores("dreamerv3")
     expected = np.mean([np.mean([(x > y) + 0.5 * (x == y)
                                  for x in (normalised[(t, 0)], normalised[(t, 1)])
@@ -156,8 +159,33 @@ def test_usage_errors_exit_2_with_one_line(argv, message, baselines, tmp_path):
 
 
 def test_malformed_log_exits_1_naming_file_and_line(tmp_path, baselines, make_run):
-    path = make_run(tmp_path, "atari100k", "v", "atari_pong", 0, [(1, 1.0)], 440_000) / "scores.jsonl"
+    run_dir = make_run(tmp_path, "atari100k", "v", "atari_pong", 0, [(1, 1.0)], 440_000)
+    path = run_dir / "scores.jsonl"
     path.write_text(path.read_text() + "oops\n")
     code, _, stderr = run(["atari100k", "--baselines", baselines, "--results", tmp_path,
                            "--out", tmp_path / "out"])
     assert code == 1 and f"{path}:2: malformed line 'oops'" in stderr
+
+
+def test_minecraft_reports_the_fraction_of_runs_with_a_diamond(tmp_path, make_run):
+    pytest.importorskip("suites.minecraft")
+    published = tmp_path / "baselines"
+    published.mkdir()
+    with gzip.open(published / "minecraft_diamond-a.json.gz", "wt") as f:
+        json.dump([
+            {"task": "minecraft_diamond", "method": "a", "seed": 0,
+             "xs": [50e6, 95e6], "ys": [5.0, 12.0]},      # diamond at 95M, window mean 12
+            {"task": "minecraft_diamond", "method": "a", "seed": 1,
+             "xs": [95e6, 101e6], "ys": [11.0, 12.0]}], f)  # 12 comes after the budget: no
+    make_run(tmp_path / "runs", "minecraft", "b", "minecraft_diamond", 0,
+             [(60e6, 11.5), (92e6, 3.0)], 100_000_000)      # diamond at 60M, window mean 3
+    out = tmp_path / "out"
+    code, stdout, stderr = run(["minecraft", "--baselines", published, "--results",
+                                tmp_path / "runs", "--out", out, "--reps", 50])
+    assert code == 0, stderr
+    success = pd.read_csv(out / "success.csv")
+    assert success.values.tolist() == [["a", 2, 1, 0.5, 11.5], ["b (ours)", 1, 1, 1.0, 3.0]]
+    assert "returns at least 11.1" in (out / "success.md").read_text()
+    assert "P(b (ours) > a) = 0.000" in stdout  # 3 is below both 12 and 11
+    assert {p.name for p in out.glob("*.png")} == {
+        "success_curves.png", "learning_curves.png", "probability_of_improvement.png"}

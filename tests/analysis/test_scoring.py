@@ -55,10 +55,12 @@ def episodes(rows):
 def test_run_scores_scale_the_window_of_shortened_runs():
     table = episodes([
         # full run: window (390, 400) → episodes at 395 and 400
-        ("s", "atari_pong", "m", 0, 100, -21.0, False, 400), ("s", "atari_pong", "m", 0, 395, -1.0, False, 400),
+        ("s", "atari_pong", "m", 0, 100, -21.0, False, 400),
+        ("s", "atari_pong", "m", 0, 395, -1.0, False, 400),
         ("s", "atari_pong", "m", 0, 400, 3.0, False, 400),
         # shortened to 100 of 400: window (97.5, 100) → the episode at 98 only
-        ("s", "atari_pong", "m", 1, 50, -5.0, True, 100), ("s", "atari_pong", "m", 1, 98, 7.0, True, 100),
+        ("s", "atari_pong", "m", 1, 50, -5.0, True, 100),
+        ("s", "atari_pong", "m", 1, 98, 7.0, True, 100),
         ("s", "atari_pong", "m", 1, 395, 100.0, True, 100),
     ])
     runs = scoring.run_scores(table, ATARI, full_budget=400).set_index("seed")
