@@ -159,6 +159,17 @@ def load_runs(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
     return _concat([read_run(d) for d in run_dirs(results, suite, variants)])
 
 
+def settings(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
+    """What each of our methods ran with, from config.json: `method, size, action_repeat` (one
+    row per distinct combination), so reports can say, e.g., which DMC protocol a table used."""
+    rows = []
+    for run in run_dirs(results, suite, variants):
+        config = read_config(run / "config.json")
+        rows.append({"method": ours(config["variant"]), "size": config["config"].get("size"),
+                     "action_repeat": config["config"].get("run", {}).get("action_repeat")})
+    return pd.DataFrame(rows, columns=["method", "size", "action_repeat"]).drop_duplicates()
+
+
 def our_variants(results: Path | str, suite: str) -> list[str]:
     """Variants with at least one run directory of `suite` under `results`."""
     return sorted({d.parent.parent.name for d in run_dirs(results, suite)})

@@ -118,7 +118,11 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
         raise UsageError(f"no finished episodes of {', '.join(method_order(published, variants))}")
     runs = scoring.run_scores(episodes, rule, suite.budget)
     curves = scoring.run_curves(episodes, rule, suite.budget, CURVE_POINTS)
-    return _write(out, lambda tmp: _tables_and_figures(suite, runs, curves, order, reps, tmp))
+    setup = load.settings(results, suite.name, variants)
+    setup = "; ".join(f"{r.method}: {r.size}, action repeat {r.action_repeat}"
+                      for r in setup[setup.method.isin(order)].itertuples())
+    return _write(out, lambda tmp: _tables_and_figures(suite, runs, curves, order, reps, tmp,
+                                                       setup))
 
 
 def _write(out: Path, render) -> list[Path]:
@@ -141,15 +145,19 @@ def _write(out: Path, render) -> list[Path]:
     return [out / n for n in names]
 
 
-def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path) -> list[Path]:
+def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path,
+                        setup: str) -> list[Path]:
     """Everything but bsuite. runs: one row per run (analysis.scoring.run_scores); curves: their
-    learning curves (run_curves); order: the methods, as they should appear."""
+    learning curves (run_curves); order: the methods, as they should appear; setup: what our
+    methods ran with."""
     rule, colors = suite.scoring, plots.palette(order)
     rule_text, short_text = scoring.describe(rule), tables.shortened_caption(runs)
+    setup_text = f"Our runs' settings — {setup}." if setup else ""
 
     def notes(runs_text: str) -> str:
-        """What every caption says: the rule, which runs, and how shortened runs were scored."""
-        return f"{rule_text} {runs_text} {short_text}".strip()
+        """What every caption says: the rule, which runs, what ours ran with, how shortened runs
+        were scored."""
+        return " ".join(t for t in (rule_text, runs_text, setup_text, short_text) if t)
 
     written = _per_task(suite.name, rule, runs, order, notes, tmp)
 

@@ -57,7 +57,8 @@ def make_run():
         run.mkdir(parents=True)
         config = {"suite": suite, "task": task, "seed": seed, "variant": variant,
                   "protocol": {}, "shortened": shortened,
-                  "config": {"size": "size200m", "run": {"budget": budget, "seed": seed}}}
+                  "config": {"size": "size200m",
+                             "run": {"budget": budget, "seed": seed, "action_repeat": 4}}}
         (run / "config.json").write_text(json.dumps(config))
         (run / "scores.jsonl").write_text("".join(
             json.dumps({"step": step, "score": score, "length": 1000}) + "\n"

@@ -139,6 +139,7 @@ def test_mixed_budgets_are_refused_unless_pooled(tmp_path, baselines, our_runs, 
     caption = (out / "aggregate.md").read_text()
     assert f"scored on episodes ending in [{lo:,.0f}, {hi:,.0f}]" in caption
     assert "dreamerv3 (ours): 2 seeds on each of 2 tasks" in caption
+    assert "Our runs' settings — dreamerv3 (ours): size200m, action repeat 4;" in caption
     assert caption.startswith("atari100k, 2 tasks (of 26: those every method has): aggregate")
     per_task = pd.read_csv(out / "per_task.csv").set_index("task")
     assert per_task.loc["atari_pong", "dreamerv3 (ours)"] == pytest.approx(-2.5)
