@@ -1,0 +1,312 @@
+"""`python -m suites.run SUITE --seeds N …`: plan the runs of a suite, submit the ones that need it
+(one submitit job per (task, seed); one job array per launch on SLURM), optionally wait.
+
+Idempotent: a run with DONE is skipped; a run whose recorded job is queued or running (see
+suites/status.py) is not submitted again; any other run is submitted and resumes from its
+checkpoint. Runs shortened with `--budget N` live apart from full runs, in the variant directory
+`{variant}-budget{N}`, and are marked `shortened: true` in their config.json.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from dreamer.config import Config, ConfigError, to_dict
+from suites.base import Resources, Suite, SuiteError, run_dir
+from suites.status import (DEFAULT_RESULTS, JobRecord, SchedulerError, failure_tail, process_start,
+                           states, write_record)
+from suites.variants import get_variant
+
+EXECUTORS = ("local", "slurm")
+# Profile field → type. Slurm-only fields (partition, account, qos, constraint) are ignored by
+# the local executor; the others override the suite's resources on both.
+PROFILE_FIELDS = {"partition": str, "account": str, "qos": str, "constraint": str,
+                  "gpus_per_task": int, "cpus_per_task": int, "mem_gb": int, "time_min": int,
+                  "array_parallelism": int}
+TO_SUBMIT = ("new", "partial", "failed")
+POLL_SECONDS = 5.0
+
+
+@dataclass
+class Run:
+    task: str
+    seed: int
+    run_dir: Path
+    config: Config
+    meta: dict  # config.json fields besides the config (DESIGN: run directory)
+    state: str = "new"
+    record: JobRecord | None = None
+
+
+@dataclass
+class Plan:
+    suite: Suite
+    variant: str  # the variant directory
+    runs: list[Run]
+    resources: Resources
+    profile: dict
+    results: Path
+
+
+def load_profile(path: Path) -> dict:
+    """A scheduler profile (YAML mapping of PROFILE_FIELDS); bad fields raise SuiteError."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise SuiteError(f"cannot read profile {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise SuiteError(f"profile {path} is not a mapping of fields; valid: {', '.join(PROFILE_FIELDS)}")
+    for key, value in data.items():
+        if key not in PROFILE_FIELDS:
+            raise SuiteError(f"unknown profile field {key!r} in {path}; valid: {', '.join(PROFILE_FIELDS)}")
+        kind = PROFILE_FIELDS[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise SuiteError(f"profile field {key!r} in {path} must be a "
+                             f"{'non-negative integer' if kind is int else 'string'}, got {value!r}")
+    return data
+
+
+def resources(suite: Suite, profile: dict) -> Resources:
+    """The suite's per-run resources, overridden by the profile."""
+    r = suite.resources
+    return Resources(gpus=profile.get("gpus_per_task", r.gpus), cpus=profile.get("cpus_per_task", r.cpus),
+                     mem_gb=profile.get("mem_gb", r.mem_gb),
+                     hours=profile["time_min"] / 60 if "time_min" in profile else r.hours)
+
+
+def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: list[str] = (),
+              tasks: list[str] | None = None, budget: int | None = None,
+              results: Path = DEFAULT_RESULTS, profile: dict | None = None) -> Plan:
+    """One Run per (task, seed) with its resolved config and current state; creates nothing.
+
+    Raises SuiteError / ConfigError naming the valid choices for a bad suite, task, variant,
+    protocol knob or config key, and for a run dir that was started with another config."""
+    from suites.registry import get_suite
+
+    suite = get_suite(suite_name)
+    if seeds < 1:
+        raise SuiteError(f"--seeds must be at least 1, got {seeds}")
+    if budget is not None and budget < 1:
+        raise SuiteError(f"--budget must be a positive number of frames, got {budget}")
+    tasks = [suite.check_task(t) for t in tasks] if tasks else list(suite.tasks)
+    config_overrides, protocol = get_variant(variant).overrides(suite.name)
+    protocol = suite.check_protocol(protocol)
+    overrides = [*config_overrides, *sets]
+    dirname = variant if budget is None else f"{variant}-budget{budget}"
+    results = Path(results).absolute()
+    runs = []
+    for task in tasks:
+        for seed in range(seeds):
+            meta = {"suite": suite.name, "task": task, "variant": dirname, "seed": seed,
+                    "protocol": protocol, "shortened": budget is not None}
+            runs.append(Run(task, seed, run_dir(results, suite.name, dirname, task, seed),
+                            suite.run_config(task, seed, overrides, budget), meta))
+    for run in runs:
+        _check_same_config(run)
+    plan = Plan(suite, dirname, runs, resources(suite, profile or {}), profile or {}, results)
+    refresh(plan)
+    return plan
+
+
+def _check_same_config(run: Run) -> None:
+    """A run resumes only with the config it started with (dreamer.train refuses otherwise; this
+    says so before anything is submitted)."""
+    path = run.run_dir / "config.json"
+    if not path.exists():
+        return
+    import json
+
+    from dreamer.train import OPERATIONAL_KEYS
+
+    try:
+        old = _flatten(json.loads(path.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise SuiteError(f"malformed {path}: {e}") from e
+    new = _flatten(json.loads(json.dumps(to_dict(run.config))))
+    diff = [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if k not in OPERATIONAL_KEYS and old.get(k) != new.get(k)]
+    if diff:
+        raise ConfigError(f"{run.run_dir} was started with another config ({'; '.join(diff[:5])}); "
+                          f"use another --variant, --budget or --results, or delete that run")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def refresh(plan: Plan) -> None:
+    """Update every run's state and record from its run dir and the scheduler."""
+    for run, (state, record, _) in zip(plan.runs, states([r.run_dir for r in plan.runs])):
+        run.state, run.record = state, record
+
+
+def budget_text(config: Config) -> str:
+    parts = [f"{config.run.budget:,} frames" if config.run.budget else "",
+             f"{config.run.budget_episodes:,} episodes" if config.run.budget_episodes else ""]
+    return " + ".join(p for p in parts if p) or "unbounded"
+
+
+def resources_text(r: Resources) -> str:
+    return f"{r.gpus} gpu, {r.cpus} cpu, {r.mem_gb} GB, {r.hours:g} h"
+
+
+def print_plan(plan: Plan, executor: str) -> None:
+    res = resources_text(plan.resources)
+    rows = [[r.task, r.seed, budget_text(r.config), res, r.state,
+             f"{r.record.executor} {r.record.job_id}" if r.record and r.state in ("queued", "running") else ""]
+            for r in plan.runs]
+    print(f"suite {plan.suite.name}, variant {plan.variant}, executor {executor}, results {plan.results}")
+    print(tabulate(rows, headers=["task", "seed", "budget", "resources", "state", "job"]))
+    print(summary(plan))
+
+
+def summary(plan: Plan) -> str:
+    counts = {}
+    for r in plan.runs:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    todo = sum(counts.get(s, 0) for s in TO_SUBMIT)
+    return (f"{len(plan.runs)} run{'s' * (len(plan.runs) != 1)}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            + f"; {todo} to submit")
+
+
+def local_slots(plan: Plan) -> int:
+    """How many local runs train at once: the profile's array_parallelism, else as many as the
+    machine's CPUs hold."""
+    return plan.profile.get("array_parallelism") or max(1, (os.cpu_count() or 1) // max(1, plan.resources.cpus))
+
+
+def submit(plan: Plan, executor: str) -> list[Run]:
+    """Submit every run that needs it as one batch (one job array on SLURM); record each job in
+    its run dir. Returns the submitted runs."""
+    import submitit
+
+    from suites.job import RunJob
+
+    todo = [r for r in plan.runs if r.state in TO_SUBMIT]
+    if not todo:
+        return []
+    folder = plan.results / ".submitit" / plan.suite.name / plan.variant
+    ex = submitit.AutoExecutor(folder=folder, cluster=executor)
+    res, p = plan.resources, plan.profile
+    params = dict(name=f"{plan.suite.name}-{plan.variant}", gpus_per_node=res.gpus, tasks_per_node=1,
+                  cpus_per_task=res.cpus, mem_gb=res.mem_gb)
+    if executor == "slurm":
+        params.update(timeout_min=max(1, math.ceil(res.hours * 60)), slurm_additional_parameters={"requeue": True},
+                      **{f"slurm_{k}": p[k] for k in ("partition", "account", "qos", "constraint") if k in p})
+        if "array_parallelism" in p:
+            params["slurm_array_parallelism"] = p["array_parallelism"]
+        slots = 0
+    else:
+        # Local jobs have no time limit (they end at their budget); submitit's default is 2 min.
+        params.update(timeout_min=10 * 365 * 24 * 60)
+        slots = local_slots(plan)
+    ex.update_parameters(**params)
+    with ex.batch():
+        jobs = [ex.submit(RunJob(to_dict(r.config), r.meta, str(r.run_dir), res.cpus, slots,
+                                 str(plan.results / ".submitit" / "local-slots")))
+                for r in todo]
+    now = time.time()
+    for run, job in zip(todo, jobs):
+        started = process_start(int(job.job_id)) if executor == "local" else 0
+        run.record = JobRecord(executor, str(job.job_id), now, str(job.paths.stdout), str(job.paths.stderr),
+                               str(job.paths.result_pickle), started)
+        write_record(run.run_dir, run.record)
+    return todo
+
+
+def wait(plan: Plan) -> bool:
+    """Block, with a progress bar over runs, until no run is queued or running; True if all are done."""
+    from tqdm import tqdm
+
+    refresh(plan)
+    with tqdm(total=len(plan.runs), unit="run", desc=f"{plan.suite.name} {plan.variant}") as bar:
+        while True:
+            counts = {s: sum(r.state == s for r in plan.runs) for s in ("done", "running", "queued", "failed")}
+            bar.n = counts["done"] + counts["failed"]
+            bar.set_postfix(counts, refresh=False)
+            bar.refresh()
+            if not counts["running"] and not counts["queued"]:
+                break
+            time.sleep(POLL_SECONDS)
+            refresh(plan)
+    failed = [r for r in plan.runs if r.state != "done"]
+    for r in failed:
+        print(f"{r.task} seed {r.seed}: {r.state}; last log lines:", file=sys.stderr)
+        lines = failure_tail(r.run_dir, r.record) if r.record else []
+        print("\n".join(f"  {line}" for line in lines) or "  (no log)", file=sys.stderr)
+    return not failed
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m suites.run",
+        description="Plan and launch the runs of a benchmark suite: one job per (task, seed), seeds "
+                    "0..N-1. Finished runs are skipped, queued or running ones are not submitted "
+                    "twice, unfinished ones resume from their checkpoint.")
+    p.add_argument("suite", help="suite name, e.g. atari100k, dmc_proprio, bsuite")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per task (default %(default)s)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: subprocesses on this machine (default); slurm: sbatch, needs --profile")
+    p.add_argument("--profile", type=Path, help="YAML scheduler profile, fields: " + ", ".join(PROFILE_FIELDS))
+    p.add_argument("--variant", default="dreamerv3", help="named config variant (default %(default)s)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, repeatable, e.g. --set run.train_ratio=64")
+    p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
+    p.add_argument("--budget", type=int, metavar="FRAMES",
+                   help="shortened runs of this many frames, kept in {variant}-budget{FRAMES}")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="runs folder (default %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit; creates nothing")
+    p.add_argument("--wait", action="store_true", help="block with a progress bar until every run ends")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.executor == "slurm" and args.profile is None:
+            raise SuiteError("--executor slurm needs --profile FILE (e.g. slurm/profiles/local.yaml)")
+        profile = load_profile(args.profile) if args.profile else {}
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+        plan = make_plan(args.suite, args.seeds, args.variant, args.sets, tasks, args.budget,
+                         args.results, profile)
+    except (SuiteError, ConfigError) as e:
+        print(f"suites.run: error: {e}", file=sys.stderr)
+        return 2
+    except SchedulerError as e:
+        print(f"suites.run: error: {e}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print_plan(plan, args.executor)
+        return 0
+    if args.executor == "slurm" and shutil.which("sbatch") is None:
+        print("suites.run: error: sbatch not found; install SLURM's client or start the local cluster: "
+              'eval "$(slurm/local/start)"', file=sys.stderr)
+        return 1
+    print(summary(plan))
+    try:
+        submitted = submit(plan, args.executor)
+        if submitted:
+            ids = ", ".join(r.record.job_id for r in submitted)
+            print(f"submitted {len(submitted)} runs ({args.executor}): jobs {ids}")
+        else:
+            print("nothing to submit")
+        return 0 if not args.wait or wait(plan) else 1
+    except SchedulerError as e:
+        print(f"suites.run: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

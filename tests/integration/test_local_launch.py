@@ -1,0 +1,100 @@
+"""End to end through the local executor: real submitit subprocesses train real bsuite runs.
+
+Tiny settings keep each run to seconds: size1m, 2×8 batches, 46 updates over 400 frames, a
+checkpoint every second. `launch` and `check_done_run` are shared with test_slurm.py.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from suites import run as launcher
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "slurm" / "profiles" / "local.yaml"  # 1 CPU per run, 2 at once
+BUDGET = 400
+TINY = ["--budget", str(BUDGET), "--set", "size=size1m", "--set", "run.batch_size=2", "--set",
+        "run.batch_length=8", "--set", "run.train_ratio=2", "--set", "run.train_start=32",
+        "--set", "run.checkpoint_every=1"]
+
+
+def launch_command(results: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "suites.run", "bsuite", "--tasks", "catch/0", *TINY,
+            "--profile", str(PROFILE), "--results", str(results), *args]
+
+
+def launch(results: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(launch_command(results, *args), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def run_dir(results: Path, seed: int) -> Path:
+    return results / "bsuite" / f"dreamerv3-budget{BUDGET}" / "catch-0" / f"seed{seed}"
+
+
+def steps(path: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()]
+
+
+def check_done_run(results: Path, seed: int, executor: str, resumed: bool = False) -> dict:
+    """The DESIGN run directory of a finished run; returns its DONE summary. bsuite environments
+    are rebuilt on resume (not `resumable`), losing the episode in flight: a resumed run's
+    episodes end at other steps."""
+    d = run_dir(results, seed)
+    meta = json.loads((d / "config.json").read_text())
+    assert {k: meta[k] for k in ("suite", "task", "variant", "seed", "protocol", "shortened")} == {
+        "suite": "bsuite", "task": "catch/0", "variant": f"dreamerv3-budget{BUDGET}", "seed": seed,
+        "protocol": {}, "shortened": True}
+    assert meta["config"]["size"] == "size1m" and meta["config"]["run"]["budget"] == BUDGET
+    assert (d / "checkpoint").is_dir()
+    done = json.loads((d / "DONE").read_text())
+    assert done["step"] == BUDGET
+    # One score line per episode, none twice; catch episodes are 10 agent steps.
+    scores = steps(d / "scores.jsonl")
+    assert scores == sorted(set(scores)) and len(scores) == done["episodes"]
+    assert resumed or scores == list(range(10, BUDGET + 1, 10))
+    metrics = steps(d / "metrics.jsonl")
+    assert metrics == sorted(set(metrics)) and metrics[-1] <= BUDGET
+    record = json.loads((d / "job.json").read_text())
+    assert record["executor"] == executor
+    log = (d / "logs" / f"{record['job_id']}.log").read_text()
+    assert f"done: step {BUDGET}" in log
+    return done
+
+
+def test_local_launch_trains_every_run_and_a_rerun_submits_nothing(tmp_path):
+    proc = launch(tmp_path, "--seeds", "2", "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 runs: 2 new; 2 to submit" in proc.stdout and "submitted 2 runs (local)" in proc.stdout
+    summaries = [check_done_run(tmp_path, seed, "local") for seed in (0, 1)]
+    assert summaries[0]["updates"] == summaries[1]["updates"] > 0
+    records = [(run_dir(tmp_path, s) / "job.json").read_text() for s in (0, 1)]
+
+    again = launch(tmp_path, "--seeds", "2")
+    assert again.returncode == 0, again.stderr
+    assert "2 runs: 2 done; 0 to submit" in again.stdout and "nothing to submit" in again.stdout
+    assert [(run_dir(tmp_path, s) / "job.json").read_text() for s in (0, 1)] == records
+
+
+def test_killing_a_local_launch_and_rerunning_it_resumes_the_run(tmp_path):
+    first = subprocess.Popen(launch_command(tmp_path, "--wait"), cwd=REPO, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt, deadline = run_dir(tmp_path, 0) / "checkpoint", time.time() + 240
+    try:
+        while not ckpt.exists() and time.time() < deadline and first.poll() is None:
+            time.sleep(0.1)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the launcher, its job controller and the training
+        first.wait()
+    assert ckpt.exists() and not (run_dir(tmp_path, 0) / "DONE").exists()
+    plan = launcher.make_plan("bsuite", 1, sets=TINY[3::2], tasks=["catch/0"], budget=BUDGET, results=tmp_path)
+    assert plan.runs[0].state == "failed"  # its job was killed without a result
+
+    proc = launch(tmp_path, "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 run: 1 failed; 1 to submit" in proc.stdout
+    check_done_run(tmp_path, 0, "local", resumed=True)
+    record = json.loads((run_dir(tmp_path, 0) / "job.json").read_text())
+    assert "resuming at step" in (run_dir(tmp_path, 0) / "logs" / f"{record['job_id']}.log").read_text()

@@ -1,0 +1,135 @@
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dreamer.config import to_dict
+from suites import run as launcher
+from suites.atari100k import TASKS as ATARI
+from suites.base import Resources, SuiteError
+from suites.status import JobRecord, process_start, write_record
+
+
+def test_dry_run_prints_130_atari_runs_with_budget_resources_and_state(tmp_path):
+    results = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "suites.run", "atari100k", "--seeds", "5", "--dry-run",
+                           "--results", str(results)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [re.split(r"\s{2,}", line.strip()) for line in proc.stdout.splitlines() if line.startswith("atari_")]
+    assert len(rows) == 130
+    assert {(r[0], int(r[1])) for r in rows} == {(t, s) for t in ATARI for s in range(5)}
+    assert all(r[2:] == ["440,000 frames", "1 gpu, 4 cpu, 32 GB, 24 h", "new"] for r in rows)
+    assert "130 runs: 130 new; 130 to submit" in proc.stdout
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nosuch"], "unknown suite 'nosuch'; valid: atari100k, dmc_proprio, dmc_vision, bsuite, minecraft"),
+    (["atari100k", "--tasks", "atari_pong,atari_pongg"], "unknown atari100k task 'atari_pongg' (did you mean atari_pong"),
+    (["atari100k", "--variant", "nope"], "unknown variant 'nope'; valid: dreamerv3, dmc2412"),
+    (["atari100k", "--variant", "dmc2412"], "variant 'dmc2412' applies to dmc_proprio, dmc_vision"),
+    (["atari100k", "--set", "run.trainratio=64"], "unknown config key 'run.trainratio'; did you mean run.train_ratio"),
+    (["atari100k", "--set", "size=size3m"], "unknown size 'size3m'; valid sizes: size1m, size12m"),
+    (["atari100k", "--profile", "PROFILE"], "unknown profile field 'gpus' in"),
+    (["atari100k", "--executor", "slurm"], "--executor slurm needs --profile FILE"),
+])
+def test_bad_input_is_one_line_naming_the_valid_choices_and_exit_2(tmp_path, capsys, args, message):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("partition: gpu\ngpus: 2\n")
+    results = tmp_path / "runs"
+    argv = [str(profile) if a == "PROFILE" else a for a in args] + ["--results", str(results)]
+    assert launcher.main(argv) == 2  # without --dry-run: nothing may be submitted either
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and message in err
+    assert not results.exists()
+
+
+def test_profile_fields_are_typed_and_override_the_suites_resources(tmp_path):
+    from suites.registry import get_suite
+
+    path = tmp_path / "p.yaml"
+    path.write_text("partition: gpu\ncpus_per_task: 3\ntime_min: 90\n")
+    profile = launcher.load_profile(path)
+    assert launcher.resources(get_suite("atari100k"), profile) == Resources(gpus=1, cpus=3, mem_gb=32, hours=1.5)
+    path.write_text("mem_gb: lots\n")
+    with pytest.raises(SuiteError, match="'mem_gb' .* must be a non-negative integer, got 'lots'"):
+        launcher.load_profile(path)
+    path.write_text("- partition\n")
+    with pytest.raises(SuiteError, match="not a mapping"):
+        launcher.load_profile(path)
+
+
+def test_the_repository_profiles_are_valid():
+    for name in ("local", "example"):
+        launcher.load_profile(launcher.Path(__file__).parents[2] / "slurm" / "profiles" / f"{name}.yaml")
+
+
+def test_plan_resolves_suite_variant_and_set_overrides_per_run(tmp_path):
+    plan = launcher.make_plan("dmc_proprio", 2, "dmc2412", ["run.train_ratio=64"], ["dmc_walker_walk"],
+                              results=tmp_path)
+    assert [(r.task, r.seed) for r in plan.runs] == [("dmc_walker_walk", 0), ("dmc_walker_walk", 1)]
+    run = plan.runs[1]
+    assert run.run_dir == tmp_path / "dmc_proprio" / "dmc2412" / "dmc_walker_walk" / "seed1"
+    assert (run.config.run.seed, run.config.run.train_ratio, run.config.run.action_repeat) == (1, 64.0, 1)
+    assert (run.config.size, run.config.run.budget, run.config.run.budget_episodes) == ("size1m", 500_000, 0)
+    assert run.meta == {"suite": "dmc_proprio", "task": "dmc_walker_walk", "variant": "dmc2412", "seed": 1,
+                        "protocol": {"repeat": 1}, "shortened": False}
+    assert run.state == "new" and not tmp_path.joinpath("dmc_proprio").exists()
+
+
+def test_budget_runs_are_marked_shortened_and_kept_apart(tmp_path):
+    plan = launcher.make_plan("bsuite", 1, tasks=["catch/0"], budget=2000, results=tmp_path)
+    run = plan.runs[0]
+    assert plan.variant == "dreamerv3-budget2000"
+    assert run.run_dir == tmp_path / "bsuite" / "dreamerv3-budget2000" / "catch-0" / "seed0"
+    assert run.meta["shortened"] is True and run.meta["variant"] == "dreamerv3-budget2000"
+    # bsuite's own budget is 10000 episodes; the shortened run counts frames only.
+    assert (run.config.run.budget, run.config.run.budget_episodes) == (2000, 0)
+    full = launcher.make_plan("bsuite", 1, tasks=["catch/0"], results=tmp_path).runs[0]
+    assert (full.config.run.budget, full.config.run.budget_episodes) == (0, 10000)
+    assert launcher.budget_text(full.config) == "10,000 episodes"
+
+
+def test_a_run_resumes_only_with_the_config_it_started_with(tmp_path):
+    run = launcher.make_plan("bsuite", 1, tasks=["catch/0"], results=tmp_path).runs[0]
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "config.json").write_text(json.dumps({**run.meta, "config": to_dict(run.config)}))
+    assert launcher.make_plan("bsuite", 1, tasks=["catch/0"], results=tmp_path).runs[0].state == "partial"
+    # Operational settings may change between starts (dreamer.train.OPERATIONAL_KEYS).
+    launcher.make_plan("bsuite", 1, sets=["run.checkpoint_every=5"], tasks=["catch/0"], results=tmp_path)
+    with pytest.raises(launcher.ConfigError, match=r"another config \(run.train_ratio: 1024.0 → 64.0\)"):
+        launcher.make_plan("bsuite", 1, sets=["run.train_ratio=64"], tasks=["catch/0"], results=tmp_path)
+
+
+def test_done_and_live_runs_are_not_submitted(tmp_path, capsys):
+    args = ["bsuite", "--tasks", "catch/0,catch/1", "--seeds", "2", "--results", str(tmp_path)]
+    plan = launcher.make_plan("bsuite", 2, tasks=["catch/0", "catch/1"], results=tmp_path)
+    done, queued, running, dead = plan.runs
+    done.run_dir.mkdir(parents=True)
+    (done.run_dir / "DONE").write_text(json.dumps({"step": 2000}))
+    # This test process stands in for a live local job controller: same pid, same start time.
+    me = str(os.getpid())
+    for run in (queued, running):
+        write_record(run.run_dir, JobRecord("local", me, time.time(), "", "", "", process_start(os.getpid())))
+    (running.run_dir / "logs").mkdir()
+    (running.run_dir / "logs" / f"{me}.log").write_text("training\n")
+    write_record(dead.run_dir, JobRecord("local", me, time.time(), "", "", str(tmp_path / "none.pkl"), 1))
+    assert launcher.main(args + ["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.startswith("catch/")]
+    states = {(r[0], int(r[1])): r[4] for r in rows}
+    assert {r[5] for r in rows if r[4] in ("queued", "running")} == {f"local {me}"}
+    assert states == {("catch/0", 0): "done", ("catch/0", 1): "queued", ("catch/1", 0): "running",
+                      ("catch/1", 1): "failed"}
+    assert "4 runs: 1 done, 1 failed, 1 queued, 1 running; 1 to submit" in out
+    plan = launcher.make_plan("bsuite", 2, tasks=["catch/0", "catch/1"], results=tmp_path)
+    assert [r.state for r in plan.runs if r.state in launcher.TO_SUBMIT] == ["failed"]
+    for run in plan.runs[3:]:
+        run.state = "done"
+    assert launcher.submit(plan, "local") == []
+    assert not (tmp_path / ".submitit").exists()

@@ -1,0 +1,103 @@
+import json
+import os
+import pickle
+import re
+import time
+
+import pytest
+
+from suites import status
+from suites.status import JobRecord, write_record
+
+
+def local_record(tmp_path, alive: bool, outcome: str | None = None) -> JobRecord:
+    """A local job record: this test process stands in for a live job controller; a dead one has
+    a start time no process has, and a submitit result pickle holding `outcome` (None: no result,
+    as when the job was killed)."""
+    result = tmp_path / f"result-{outcome}.pkl"
+    if outcome:
+        result.write_bytes(pickle.dumps((outcome, "Traceback ...")))
+    started = status.process_start(os.getpid()) if alive else 1
+    return JobRecord("local", str(os.getpid()), time.time(), "", str(tmp_path / "submitit.err"), str(result), started)
+
+
+def test_process_start_tells_live_processes_from_gone_ones():
+    assert status.process_start(os.getpid()) > 0
+    assert status.process_start(2**22 + 1) == 0  # above pid_max: never a process
+
+
+@pytest.mark.parametrize("alive, outcome, log, expected", [
+    (True, None, True, "running"),
+    (True, None, False, "queued"),  # waiting for a local slot: its log is not open yet
+    (False, "error", True, "failed"),
+    (False, None, True, "failed"),  # killed: no result
+    (False, "success", True, "failed"),  # returned without reaching DONE
+])
+def test_run_state_of_a_recorded_local_job(tmp_path, alive, outcome, log, expected):
+    run_dir = tmp_path / "seed0"
+    record = local_record(tmp_path, alive, outcome)
+    write_record(run_dir, record)
+    if log:
+        status.job_log(run_dir, record).parent.mkdir()
+        status.job_log(run_dir, record).write_text("step 1\n")
+    assert status.read_record(run_dir) == record
+    assert [s for s, _, _ in status.states([run_dir])] == [expected]
+    (run_dir / "DONE").write_text("{}")
+    assert [s for s, _, _ in status.states([run_dir])] == ["done"]
+
+
+def test_run_state_without_a_record(tmp_path):
+    assert status.run_state(tmp_path / "a", None, None) == "new"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "metrics.jsonl").write_text("")
+    assert status.run_state(tmp_path / "a", None, None) == "partial"
+
+
+def test_malformed_record_is_named(tmp_path):
+    (tmp_path / "job.json").write_text('{"executor": "local"')
+    with pytest.raises(status.SuiteError, match="malformed submission record .*job.json"):
+        status.read_record(tmp_path)
+
+
+def test_read_last_skips_a_torn_final_line_and_progress_reads_frames_and_score(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1000, "time": 1}\n{"step": 2000, "time": 2}\n{"step": 30')
+    (tmp_path / "scores.jsonl").write_text('{"step": 800, "score": 3.5, "length": 200}\n'
+                                           '{"step": 1900, "score": -1.0, "length": 275}\n')
+    assert status.read_last(tmp_path / "metrics.jsonl") == {"step": 2000, "time": 2}
+    assert status.read_last(tmp_path / "missing.jsonl") is None
+    assert status.progress(tmp_path) == (2000, -1.0)
+    (tmp_path / "DONE").write_text(json.dumps({"step": 2400, "episodes": 9}, indent=2))
+    assert status.progress(tmp_path) == (2400, -1.0)
+
+
+def test_status_table_shows_states_frames_score_and_the_log_tail_of_failures(tmp_path, capsys):
+    base = tmp_path / "bsuite" / "dreamerv3-budget2000"
+    done, failed = base / "catch-0" / "seed0", base / "catch-0" / "seed1"
+    done.mkdir(parents=True)
+    (done / "DONE").write_text(json.dumps({"step": 2000}))
+    (done / "scores.jsonl").write_text('{"step": 1990, "score": 7.0, "length": 10}\n')
+    record = local_record(tmp_path, alive=False, outcome="error")
+    write_record(failed, record)
+    status.job_log(failed, record).parent.mkdir()
+    status.job_log(failed, record).write_text("".join(f"line {i}\n" for i in range(30)) + "ValueError: boom\n")
+    (failed / "metrics.jsonl").write_text('{"step": 640}\n')
+    assert status.main(["bsuite", "--results", str(tmp_path), "--seeds", "3", "--lines", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.startswith("dreamerv3")]
+    # Empty cells vanish in this split: no score for the failed run, nothing for the missing one.
+    assert [r for r in rows if r[1:2] == ["catch/0"]] == [["dreamerv3-budget2000", "catch/0", "0", "done", "2000", "7"],
+                        ["dreamerv3-budget2000", "catch/0", "1", "failed", "640", f"local {record.job_id} FAILED"],
+                        ["dreamerv3-budget2000", "catch/0", "2", "missing"]]
+    assert sum(len(r) > 1 for r in rows) == 3 * 468  # --seeds 3: every bsuite id is expected
+    assert "1404 runs: 1 done, 1 failed, 1402 missing" in out
+    assert out.endswith("catch/0 seed1 (FAILED), last log lines:\n  line 28\n  line 29\n  ValueError: boom\n")
+
+
+def test_status_errors_name_the_valid_choices(tmp_path, capsys):
+    (tmp_path / "bsuite" / "dreamerv3").mkdir(parents=True)
+    assert status.main(["bsuite", "--results", str(tmp_path), "--variant", "dreamerv4"]) == 2
+    assert "unknown variant directory under" in capsys.readouterr().err
+    assert status.main(["nosuch", "--results", str(tmp_path)]) == 2
+    assert "valid: atari100k" in capsys.readouterr().err
+    assert status.main(["atari100k", "--results", str(tmp_path)]) == 0
+    assert "no runs of atari100k" in capsys.readouterr().out
