@@ -9,6 +9,7 @@ checkpoint. Runs shortened with `--budget N` live apart from full runs, in the v
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -24,7 +25,7 @@ from dreamer.config import Config, ConfigError, to_dict
 from suites.base import Resources, Suite, SuiteError, run_dir
 from suites.status import (DEFAULT_RESULTS, JobRecord, SchedulerError, failure_tail, process_start,
                            states, write_record)
-from suites.variants import get_variant
+from suites.variants import VARIANTS, get_variant
 
 EXECUTORS = ("local", "slurm")
 # Profile field → type. Slurm-only fields (partition, account, qos, constraint) are ignored by
@@ -51,6 +52,7 @@ class Run:
 class Plan:
     suite: Suite
     variant: str  # the variant directory
+    overrides: list[str]  # the variant's and --set config overrides
     runs: list[Run]
     resources: Resources
     profile: dict
@@ -112,7 +114,7 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
                             suite.run_config(task, seed, overrides, budget), meta))
     for run in runs:
         _check_same_config(run)
-    plan = Plan(suite, dirname, runs, resources(suite, profile or {}), profile or {}, results)
+    plan = Plan(suite, dirname, overrides, runs, resources(suite, profile or {}), profile or {}, results)
     refresh(plan)
     return plan
 
@@ -123,8 +125,6 @@ def _check_same_config(run: Run) -> None:
     path = run.run_dir / "config.json"
     if not path.exists():
         return
-    import json
-
     from dreamer.train import OPERATIONAL_KEYS
 
     try:
@@ -168,6 +168,7 @@ def print_plan(plan: Plan, executor: str) -> None:
              f"{r.record.executor} {r.record.job_id}" if r.record and r.state in ("queued", "running") else ""]
             for r in plan.runs]
     print(f"suite {plan.suite.name}, variant {plan.variant}, executor {executor}, results {plan.results}")
+    print(f"config: the suite's ({' '.join(plan.suite.config)}), then {' '.join(plan.overrides) or 'no overrides'}")
     print(tabulate(rows, headers=["task", "seed", "budget", "resources", "state", "job"]))
     print(summary(plan))
 
@@ -200,8 +201,8 @@ def submit(plan: Plan, executor: str) -> list[Run]:
     folder = plan.results / ".submitit" / plan.suite.name / plan.variant
     ex = submitit.AutoExecutor(folder=folder, cluster=executor)
     res, p = plan.resources, plan.profile
-    params = dict(name=f"{plan.suite.name}-{plan.variant}", gpus_per_node=res.gpus, tasks_per_node=1,
-                  cpus_per_task=res.cpus, mem_gb=res.mem_gb)
+    params = dict(name=f"{plan.suite.name}-{plan.variant}", tasks_per_node=1, cpus_per_task=res.cpus,
+                  mem_gb=res.mem_gb, **({"gpus_per_node": res.gpus} if res.gpus else {}))
     if executor == "slurm":
         params.update(timeout_min=max(1, math.ceil(res.hours * 60)), slurm_additional_parameters={"requeue": True},
                       **{f"slurm_{k}": p[k] for k in ("partition", "account", "qos", "constraint") if k in p})
@@ -213,10 +214,13 @@ def submit(plan: Plan, executor: str) -> list[Run]:
         params.update(timeout_min=10 * 365 * 24 * 60)
         slots = local_slots(plan)
     ex.update_parameters(**params)
-    with ex.batch():
-        jobs = [ex.submit(RunJob(to_dict(r.config), r.meta, str(r.run_dir), res.cpus, slots,
-                                 str(plan.results / ".submitit" / "local-slots")))
-                for r in todo]
+    try:
+        with ex.batch():
+            jobs = [ex.submit(RunJob(to_dict(r.config), r.meta, str(r.run_dir), res.cpus, slots,
+                                     str(plan.results / ".submitit" / "local-slots")))
+                    for r in todo]
+    except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as e:
+        raise SchedulerError("submission failed: " + "; ".join(str(e).strip().splitlines())) from e
     now = time.time()
     for run, job in zip(todo, jobs):
         started = process_start(int(job.job_id)) if executor == "local" else 0
@@ -254,7 +258,13 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m suites.run",
         description="Plan and launch the runs of a benchmark suite: one job per (task, seed), seeds "
                     "0..N-1. Finished runs are skipped, queued or running ones are not submitted "
-                    "twice, unfinished ones resume from their checkpoint.")
+                    "twice, unfinished ones resume from their checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="variants:\n" + "\n".join(f"  {v.name:12} {v.description}" for v in VARIANTS.values())
+               + "\n\nexamples:\n  python -m suites.run atari100k --seeds 5 --dry-run\n"
+                 "  python -m suites.run dmc_proprio --seeds 5 --variant dmc2412 --executor slurm "
+                 "--profile slurm/profiles/example.yaml\n"
+                 "  python -m suites.run bsuite --tasks catch/0 --seeds 2 --budget 2000 --set size=size1m --wait")
     p.add_argument("suite", help="suite name, e.g. atari100k, dmc_proprio, bsuite")
     p.add_argument("--seeds", type=int, default=1, help="seeds per task (default %(default)s)")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -299,13 +309,17 @@ def main(argv: list[str] | None = None) -> int:
         submitted = submit(plan, args.executor)
         if submitted:
             ids = ", ".join(r.record.job_id for r in submitted)
-            print(f"submitted {len(submitted)} runs ({args.executor}): jobs {ids}")
+            print(f"submitted {len(submitted)} run{'s' * (len(submitted) != 1)} ({args.executor}): jobs {ids}")
         else:
             print("nothing to submit")
         return 0 if not args.wait or wait(plan) else 1
     except SchedulerError as e:
         print(f"suites.run: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("suites.run: interrupted; SLURM jobs go on, local ones stop with this launcher; "
+              "launch again to resume or follow them", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

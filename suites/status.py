@@ -29,8 +29,10 @@ from suites.base import SuiteError, unknown
 RECORD = "job.json"
 LOGS = "logs"
 DEFAULT_RESULTS = Path("results/runs")
-# squeue states of a job that has not started (again) yet; any other squeue state is running.
-_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED"}
+# Slurm job states of a job that has not started (again) yet, and of one still running; any
+# other state (COMPLETED, FAILED, CANCELLED, TIMEOUT, ...) has ended.
+_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "RESV_DEL_HOLD"}
+_RUNNING = {"RUNNING", "CONFIGURING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
 
 
 class SchedulerError(RuntimeError):
@@ -109,18 +111,23 @@ def _result_word(result: Path) -> str:
 
 def _slurm_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     out = {}
-    # -r lists pending array tasks one per line (otherwise they are folded into 12_[3-5]).
+    # squeue knows queued jobs sacct may not list yet; -r lists pending array tasks one per line
+    # (otherwise they are folded into 12_[3-5]).
     for line in _query(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"]):
         job, state = line.split("|")
         if job in job_ids:
-            out[job] = ("waiting" if state in _WAITING else "running", state)
+            out[job] = _slurm_state(state)
     rest = [j for j in job_ids if j not in out]
     if rest:
         for line in _query(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(rest)]):
             job, state = line.split("|")
             if job in rest:
-                out[job] = ("ended", state.split()[0])  # "CANCELLED by 0" → CANCELLED
+                out[job] = _slurm_state(state.split()[0])  # "CANCELLED by 0" → CANCELLED
     return {j: out.get(j, ("unknown", "unknown to slurm")) for j in job_ids}
+
+
+def _slurm_state(state: str) -> tuple[str, str]:
+    return ("waiting" if state in _WAITING else "running" if state in _RUNNING else "ended"), state
 
 
 def _query(command: list[str]) -> list[str]:

@@ -98,3 +98,15 @@ def test_killing_a_local_launch_and_rerunning_it_resumes_the_run(tmp_path):
     check_done_run(tmp_path, 0, "local", resumed=True)
     record = json.loads((run_dir(tmp_path, 0) / "job.json").read_text())
     assert "resuming at step" in (run_dir(tmp_path, 0) / "logs" / f"{record['job_id']}.log").read_text()
+
+
+def test_a_failing_run_is_reported_with_the_tail_of_its_log(tmp_path):
+    proc = launch(tmp_path, "--set", "run.envs=0", "--wait")  # dreamer.train refuses it at start
+    assert proc.returncode == 1
+    assert "catch/0 seed 0: failed; last log lines:" in proc.stderr
+    assert "run.envs must be at least 1, got 0" in proc.stderr
+    table = subprocess.run([sys.executable, "-m", "suites.status", "bsuite", "--results", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert table.returncode == 0, table.stderr
+    assert "failed" in table.stdout and "local" in table.stdout
+    assert table.stdout.rstrip().endswith("ConfigError: run.envs must be at least 1, got 0")

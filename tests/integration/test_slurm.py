@@ -1,0 +1,138 @@
+"""End to end on a real single-node SLURM cluster (slurm/local/start): sbatch job arrays, sacct
+accounting, fake GPUs, preemption with requeue and resume. The cluster is left running for
+later sessions (`slurm/local/stop` ends it); start is idempotent.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import submitit
+
+from suites import status
+from test_local_launch import BUDGET, REPO, check_done_run, launch, run_dir, steps
+
+DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
+MISSING = [b for b in ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct")
+           if shutil.which(b) is None]
+pytestmark = pytest.mark.skipif(
+    bool(MISSING), reason=f"SLURM binaries missing ({', '.join(MISSING)}): apt-get install -y "
+                          "--no-install-recommends slurmctld slurmd slurm-client munge slurmdbd mariadb-server")
+
+
+def start() -> str:
+    proc = subprocess.run([str(REPO / "slurm" / "local" / "start")], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    out = start()
+    assert out.startswith("export SLURM_CONF=") and out.count("\n") == 1  # eval "$(start)" works
+    conf = out.strip().split("=", 1)[1]
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    yield Path(conf).parents[1]
+    if old is None:
+        del os.environ["SLURM_CONF"]
+    else:
+        os.environ["SLURM_CONF"] = old
+
+
+def pids(base: Path) -> dict[str, str]:
+    return {name: (base / "run" / f"{name}.pid").read_text().strip() for name in DAEMONS}
+
+
+def test_start_is_idempotent(cluster):
+    before = pids(cluster)
+    assert all(Path(f"/proc/{pid}/comm").read_text().strip() == name for name, pid in before.items())
+    assert start() == f"export SLURM_CONF={os.environ['SLURM_CONF']}\n"
+    assert pids(cluster) == before
+
+
+def executor(folder: Path) -> submitit.AutoExecutor:
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    ex.update_parameters(slurm_partition="local", gpus_per_node=1, cpus_per_task=1, mem_gb=1, timeout_min=5)
+    return ex
+
+
+def wait_state(record: status.JobRecord, wanted: str, timeout: float = 60) -> tuple[str, str]:
+    deadline = time.time() + timeout
+    while (state := status.job_states([record])[record])[0] != wanted and time.time() < deadline:
+        time.sleep(0.5)
+    return state
+
+
+def record(job) -> status.JobRecord:
+    return status.JobRecord("slurm", job.job_id, time.time(), str(job.paths.stdout), str(job.paths.stderr),
+                            str(job.paths.result_pickle))
+
+
+def test_submitit_jobs_get_a_fake_gpu_and_slurm_reports_their_states(cluster, tmp_path):
+    ex = executor(tmp_path)
+    # Library functions: the job unpickles them without this test module.
+    gpu = ex.submit(subprocess.check_output, ["printenv", "CUDA_VISIBLE_DEVICES"], text=True)
+    failing = ex.submit(int, "boom")
+    assert gpu.result() == "0\n"  # gres hands out one of the fake GPU device files
+    with pytest.raises(submitit.core.utils.FailedJobError, match="invalid literal for int"):
+        failing.result()
+    assert wait_state(record(gpu), "ended") == ("ended", "COMPLETED")  # from sacct
+    assert wait_state(record(failing), "ended") == ("ended", "FAILED")
+    sleeper = ex.submit(time.sleep, 120)
+    assert wait_state(record(sleeper), "running") == ("running", "RUNNING")  # from squeue
+    sleeper.cancel()
+    assert wait_state(record(sleeper), "ended") == ("ended", "CANCELLED")
+
+
+@pytest.fixture(scope="module")
+def slurm_launch(cluster, tmp_path_factory):
+    """The uninterrupted reference: two seeds through sbatch, waited for."""
+    results = tmp_path_factory.mktemp("slurm-runs")
+    return results, launch(results, "--seeds", "2", "--executor", "slurm", "--wait")
+
+
+def test_slurm_launch_is_one_job_array_whose_runs_reach_done(slurm_launch):
+    results, proc = slurm_launch
+    assert proc.returncode == 0, proc.stderr
+    ids = [json.loads((run_dir(results, s) / "job.json").read_text())["job_id"] for s in (0, 1)]
+    array = ids[0].split("_")[0]
+    assert ids == [f"{array}_0", f"{array}_1"]
+    for seed in (0, 1):
+        check_done_run(results, seed, "slurm")
+    acct = subprocess.run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(acct) == [f"{array}_0|COMPLETED", f"{array}_1|COMPLETED"]
+    again = launch(results, "--seeds", "2", "--executor", "slurm")
+    assert again.returncode == 0 and "nothing to submit" in again.stdout
+
+
+def test_preempted_job_requeues_and_resumes_to_the_same_counts(slurm_launch, tmp_path):
+    reference, _ = slurm_launch
+    proc = launch(tmp_path, "--executor", "slurm")
+    assert proc.returncode == 0, proc.stderr
+    d = run_dir(tmp_path, 0)
+    job = json.loads((d / "job.json").read_text())
+    deadline = time.time() + 180
+    while not (d / "checkpoint").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert (d / "checkpoint").exists() and not (d / "DONE").exists()
+    folder = Path(job["stdout"]).parent
+    submitit.SlurmJob(folder, job["job_id"])._interrupt()  # preemption: SIGTERM, then USR2
+
+    # Re-launching while the job is requeued or running submits nothing; --wait follows it.
+    proc = launch(tmp_path, "--executor", "slurm", "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing to submit" in proc.stdout
+    assert json.loads((d / "job.json").read_text()) == job
+    done, ref = check_done_run(tmp_path, 0, "slurm", resumed=True), json.loads((run_dir(reference, 0) / "DONE").read_text())
+    assert (done["step"], done["updates"]) == (ref["step"], ref["updates"]) == (BUDGET, ref["updates"])
+    assert steps(d / "metrics.jsonl")[-1] == steps(run_dir(reference, 0) / "metrics.jsonl")[-1]
+    log = (d / "logs" / f"{job['job_id']}.log").read_text()
+    assert log.count(f"job {job['job_id']} on") == 2 and "resuming at step" in log
+    acct = subprocess.run(["sacct", "-n", "-P", "-X", "--duplicates", "-j", job["job_id"], "-o", "State"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert acct[-1] == "COMPLETED" and any(s in ("REQUEUED", "PREEMPTED") for s in acct[:-1]), acct
