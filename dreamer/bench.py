@@ -1,0 +1,431 @@
+"""Benchmark of the train step: parameter counts per size preset, and updates/s, peak memory and
+FLOPs of one update for a given size, observation type, device and precision (DESIGN
+"Performance").
+
+    python -m dreamer.bench --params
+    python -m dreamer.bench --size size1m,size12m --obs proprio,image --device cpu \
+        [--batch 16] [--length 64] [--updates 3] [--warmup 1] [--precision float32,bfloat16] [--threads N]
+
+Parameter counts are the optimised parameters (`agent.model`: encoder, RSSM, decoder, heads,
+actor, critic; not the slow critic, which is an EMA copy). They are taken from an agent built on
+the `meta` device (shapes only, no memory), which gives exactly the count of a real build.
+
+One measurement builds the agent, feeds it a synthetic batch (B, T+1) of the right dtypes, runs
+one update under `torch.utils.flop_counter.FlopCounterMode` (forward + backward + optimizer of the
+whole train step, imagination included; this counts matmul/conv/bmm FLOPs as PyTorch's counter
+does — 2 per multiply-add, elementwise ops not counted), then `--warmup` plain updates, then
+`--updates` timed ones. It reports the median seconds per update, peak memory, the FLOPs, the
+machine's dense matmul rate measured in the same run at the same precision, the achieved FLOP/s
+and its fraction of that matmul rate. Rows are printed as a table and appended as JSON lines to
+`results/bench/<timestamp>.jsonl`.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dreamer.agent import Agent
+from dreamer.config import SIZES, make_config
+from dreamer.env import Space, signal_spaces
+
+OBS_KINDS = ("proprio", "image")
+FLOP_NOTE = ("FLOPs are matmul/conv/bmm FLOPs as counted by torch.utils.flop_counter.FlopCounterMode "
+             "(2 per multiply-add; elementwise ops not counted), forward + backward of one train step")
+ROW_FIELDS = ("size", "obs", "device", "precision", "batch", "length", "params", "sec_per_update",
+              "updates_per_s", "flops_per_update", "flops_per_s", "matmul_flops_per_s",
+              "fraction_of_matmul", "peak_mem_bytes", "torch", "threads", "host")
+
+
+# ---- shapes ------------------------------------------------------------------------------------
+
+def spaces(obs: str) -> tuple[dict[str, Space], dict[str, Space]]:
+    """Atari-shaped ('image': 64×64×3 uint8, 18 discrete actions) or proprio-shaped ('proprio':
+    one 24-float vector, 6-dim continuous action) observation and action spaces."""
+    obs_space = dict(signal_spaces())
+    if obs == "image":
+        obs_space["image"] = Space((64, 64, 3), "uint8")
+        act_space = {"action": Space((), "int32", 18)}
+    elif obs == "proprio":
+        obs_space["obs"] = Space((24,), "float32")
+        act_space = {"action": Space((6,), "float32", 0, -1.0, 1.0)}
+    else:
+        raise ValueError(f"unknown obs kind {obs!r}; valid: {', '.join(OBS_KINDS)}")
+    return obs_space, act_space
+
+
+def build_agent(size: str, obs: str, device: str | torch.device = "cpu",
+                precision: str = "auto") -> Agent:
+    cfg = make_config([f"size={size}", f"agent.precision={precision}"])
+    obs_space, act_space = spaces(obs)
+    if torch.device(device).type == "meta":
+        # Construct every module directly on meta: shapes only, no allocation and no init work.
+        with torch.device("meta"):
+            return Agent(cfg.agent, obs_space, act_space, device="meta")
+    return Agent(cfg.agent, obs_space, act_space, device=device)
+
+
+def count_params(agent_or_module) -> int:
+    module = agent_or_module.model if isinstance(agent_or_module, Agent) else agent_or_module
+    return sum(p.numel() for p in module.parameters())
+
+
+def param_counts(sizes=tuple(SIZES), obs_kinds=OBS_KINDS, device: str = "meta") -> dict:
+    """{(size, obs): optimised parameter count}, built on `device` (meta by default)."""
+    return {(s, o): count_params(build_agent(s, o, device)) for s in sizes for o in obs_kinds}
+
+
+def nominal_params(size: str) -> float:
+    """The count a preset's name promises: size12m → 12e6."""
+    return float(size.removeprefix("size").removesuffix("m")) * 1e6
+
+
+def params_table(counts: dict) -> str:
+    sizes = list(dict.fromkeys(s for s, _ in counts))
+    lines = ["optimised parameters (agent.model; slow critic excluded); built on the meta device",
+             "image = 64x64x3 uint8 + 18 discrete actions (Atari), proprio = 24 floats + 6-dim "
+             "continuous action",
+             f"{'size':<10}{'image':>14}{'image/name':>12}{'proprio':>14}{'proprio/name':>14}"]
+    for s in sizes:
+        nom = nominal_params(s)
+        img, pro = counts.get((s, "image")), counts.get((s, "proprio"))
+        cell = lambda n, w: (f"{n:>14,}", f"{n / nom:>{w}.2f}") if n is not None else (f"{'-':>14}", f"{'-':>{w}}")
+        a, b = cell(img, 12)
+        c, d = cell(pro, 14)
+        lines.append(f"{s:<10}{a}{b}{c}{d}")
+    return "\n".join(lines)
+
+
+# ---- synthetic data ----------------------------------------------------------------------------
+
+def synthetic_batch(obs_space: dict[str, Space], act_space: dict[str, Space], batch: int, length: int,
+                    device="cpu", seed: int = 0) -> dict[str, torch.Tensor]:
+    """A replayed batch (B, T+1, ...) with random observations of the right dtypes; is_first True
+    only at step 0, no episode ends; float keys (reward, vectors) standard normal, images uniform
+    uint8, actions uniform (indices, or floats in [-1, 1])."""
+    rng = np.random.default_rng(seed)
+    B, L = batch, length + 1
+    out = {}
+    for key, space in obs_space.items():
+        shape = (B, L, *space.shape)
+        if key == "is_first":
+            x = np.zeros(shape, bool)
+            x[:, 0] = True
+        elif space.dtype == "bool":
+            x = np.zeros(shape, bool)
+        elif space.dtype == "uint8":
+            x = rng.integers(0, 256, shape, dtype=np.uint8)
+        elif space.discrete:
+            x = rng.integers(0, space.discrete, shape).astype(space.dtype)
+        else:
+            x = rng.standard_normal(shape).astype(space.dtype)
+        out[key] = x
+    act = act_space["action"]
+    if act.discrete:
+        out["action"] = rng.integers(0, act.discrete, (B, L)).astype(np.int32)
+    else:
+        out["action"] = rng.uniform(-1.0, 1.0, (B, L, *act.shape)).astype(np.float32)
+    return {k: torch.as_tensor(v).to(device) for k, v in out.items()}
+
+
+def initial_carry(agent: Agent, batch: int, device="cpu") -> dict[str, torch.Tensor]:
+    r = agent.cfg.rssm
+    return {"deter": torch.zeros(batch, r.deter, dtype=torch.float32, device=device),
+            "stoch": torch.zeros(batch, r.stoch, dtype=torch.int64, device=device)}
+
+
+# ---- counters ----------------------------------------------------------------------------------
+
+def count_flops(fn, *args, **kwargs):
+    """Run fn(*args, **kwargs) under FlopCounterMode → (result, total FLOPs, {op: FLOPs}).
+    Whatever fn does (forward, backward, optimizer) is counted."""
+    mode = FlopCounterMode(display=False)
+    with mode:
+        result = fn(*args, **kwargs)
+    by_op = {str(op).split(".")[-1] if "." in str(op) else str(op): int(n)
+             for op, n in mode.get_flop_counts().get("Global", {}).items()}
+    return result, int(mode.get_total_flops()), by_op
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def matmul_rate(device="cpu", precision: str = "float32", n: int = 2048, min_time: float = 0.5,
+                min_reps: int = 3) -> float:
+    """FLOP/s of a dense n×n @ n×n matmul at `precision` (2n³ FLOPs each), median over repeats
+    after one warm-up."""
+    device = torch.device(device)
+    dtype = _DTYPES[precision]
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    torch.mm(a, b)
+    _sync(device)
+    times, start = [], time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < 1000):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return 2.0 * n**3 / statistics.median(times)
+
+
+class PeakMemory:
+    """Peak memory over a `with` block. CUDA: torch.cuda.max_memory_allocated. CPU: the process's
+    peak resident set (VmHWM, reset at entry through /proc/self/clear_refs, so each measurement is
+    its own); where that is unavailable, ru_maxrss (process-lifetime peak, so not reset)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+        self.base = 0
+        self.source = ""
+
+    def __enter__(self):
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            self.source = "cuda_max_memory_allocated"
+            return self
+        self.base = _proc_status_bytes("VmRSS") or 0
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+            self.source = "vmhwm"
+        except OSError:
+            self.source = "ru_maxrss"
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            _sync(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        elif self.source == "vmhwm" and _proc_status_bytes("VmHWM"):
+            self.peak = _proc_status_bytes("VmHWM")
+        else:
+            self.source = "ru_maxrss"
+            scale = 1 if sys.platform == "darwin" else 1024
+            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+        return False
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+# ---- measurement -------------------------------------------------------------------------------
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bfloat16" if device.type == "cuda" else "float32"
+    if precision not in _DTYPES:
+        raise ValueError(f"unknown precision {precision!r}; valid: auto, {', '.join(_DTYPES)}")
+    return precision
+
+
+def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: int = 16,
+            length: int = 64, updates: int = 3, warmup: int = 1, matmul: float | None = None,
+            matmul_n: int = 2048, seed: int = 0, progress: bool = True) -> dict:
+    """One measurement row. `matmul` is the matmul FLOP/s to compare against (measured here when
+    None). Update 0 is FLOP-counted (not timed), then `warmup` untimed updates, then `updates`
+    timed ones."""
+    device = torch.device(device)
+    precision = resolve_precision(precision, device)
+    torch.manual_seed(seed)
+    with PeakMemory(device) as mem:
+        agent = build_agent(size, obs, device, precision)
+        data = synthetic_batch(*spaces(obs), batch, length, device, seed)
+        carry = initial_carry(agent, batch, device)
+        _, flops, by_op = count_flops(agent.train, data, carry)
+        _sync(device)
+        for _ in range(warmup):
+            agent.train(data, carry)
+        _sync(device)
+        times, cpu_times = [], []
+        bar = _progress(range(updates), f"{size} {obs} {device.type} {precision}", progress)
+        for _ in bar:
+            t, c = time.perf_counter(), time.process_time()
+            agent.train(data, carry)
+            _sync(device)
+            times.append(time.perf_counter() - t)
+            cpu_times.append(time.process_time() - c)
+    params = count_params(agent)
+    del agent, data, carry
+    gc.collect()
+    if matmul is None:  # measured right after the updates, so both see the same machine load
+        matmul = matmul_rate(device, precision, matmul_n)
+    sec = statistics.median(times)
+    flops_per_s = flops / sec
+    return {
+        "size": size, "obs": obs, "device": device.type, "precision": precision,
+        "batch": batch, "length": length, "params": params,
+        "sec_per_update": sec, "updates_per_s": 1.0 / sec,
+        "sec_per_update_all": times, "cpu_sec_per_update": statistics.median(cpu_times), "timed_updates": updates, "warmup_updates": warmup + 1,
+        "flops_per_update": flops, "flops_by_op": by_op, "flops_per_s": flops_per_s,
+        "matmul_flops_per_s": matmul, "matmul_n": matmul_n,
+        "fraction_of_matmul": flops_per_s / matmul,
+        "peak_mem_bytes": int(mem.peak), "base_mem_bytes": int(mem.base), "peak_mem_source": mem.source,
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "host": _host(),
+        "device_name": _device_name(device), "flop_note": FLOP_NOTE,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _progress(it, desc: str, enabled: bool):
+    if not enabled:
+        return it
+    try:
+        from tqdm import tqdm
+        return tqdm(it, desc=desc, leave=False, file=sys.stderr)
+    except ImportError:  # pragma: no cover
+        return it
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def rows_table(rows: list[dict]) -> str:
+    head = (f"{'size':<9}{'obs':<8}{'dev':<5}{'prec':<9}{'BxT':>7}{'params':>9}{'s/upd':>9}"
+            f"{'upd/s':>8}{'FLOP/upd':>10}{'FLOP/s':>9}{'matmul/s':>10}{'frac':>7}{'peak mem':>10}")
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['size']:<9}{r['obs']:<8}{r['device']:<5}{r['precision']:<9}"
+            f"{str(r['batch']) + 'x' + str(r['length']):>7}{_si(r['params']):>9}"
+            f"{r['sec_per_update']:>9.3g}{r['updates_per_s']:>8.3g}{_si(r['flops_per_update']):>10}"
+            f"{_si(r['flops_per_s']):>9}{_si(r['matmul_flops_per_s']):>10}"
+            f"{r['fraction_of_matmul']:>7.3f}{_si(r['peak_mem_bytes']) + 'B':>10}")
+    lines.append(FLOP_NOTE + "; matmul/s = a dense n×n matmul at the same precision timed in this "
+                 "run; frac = FLOP/s ÷ matmul/s; peak mem = " +
+                 ("peak RSS of the process (VmHWM, incl. the Python/torch baseline)"
+                  if rows and rows[0]["device"] == "cpu" else "torch.cuda.max_memory_allocated"))
+    return "\n".join(lines)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(prog="python -m dreamer.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", action="store_true", help="print parameter counts for every size preset")
+    p.add_argument("--verify", default="",
+                   help="with --params: sizes (comma-separated) also built for real on CPU to check the meta count")
+    p.add_argument("--size", default="size12m", help="comma-separated size presets")
+    p.add_argument("--obs", default="proprio", help="comma-separated: proprio, image")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="comma-separated: cpu, cuda")
+    p.add_argument("--precision", default="auto",
+                   help="comma-separated: float32, bfloat16, auto (bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--length", type=int, default=64)
+    p.add_argument("--updates", type=int, default=3, help="timed updates")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed updates after the first one, which is FLOP-counted and untimed "
+                        "(with --warmup 0 it is the only warm-up)")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--matmul-n", type=int, default=2048, help="side of the timed reference matmul")
+    p.add_argument("--out", default="results/bench", help="directory for the <timestamp>.jsonl file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    if args.params:
+        counts = param_counts()
+        print(params_table(counts))
+        for size in _csv(args.verify):
+            for obs in OBS_KINDS:
+                real = count_params(build_agent(size, obs, "cpu"))
+                ok = "ok" if real == counts[(size, obs)] else "MISMATCH"
+                print(f"verify {size} {obs}: real CPU build {real:,} vs meta {counts[(size, obs)]:,} {ok}")
+        return [{"size": s, "obs": o, "params": n} for (s, o), n in counts.items()]
+
+    if args.updates < 1 or args.warmup < 0:
+        p.error("--updates must be >= 1 and --warmup >= 0")
+    for size in _csv(args.size):
+        if size not in SIZES:
+            p.error(f"unknown size {size!r}; valid: {', '.join(SIZES)}")
+    for obs in _csv(args.obs):
+        if obs not in OBS_KINDS:
+            p.error(f"unknown obs {obs!r}; valid: {', '.join(OBS_KINDS)}")
+    old_threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
+    rows = []
+    try:
+        for device in _csv(args.device):
+            for precision in _csv(args.precision):
+                precision = resolve_precision(precision, torch.device(device))
+                for size in _csv(args.size):
+                    for obs in _csv(args.obs):
+                        row = measure(size, obs, device, precision, args.batch, args.length,
+                                      args.updates, args.warmup, None, args.matmul_n, args.seed,
+                                      not args.no_progress)
+                        rows.append(row)
+                        with path.open("a") as f:
+                            f.write(json.dumps(row) + "\n")
+                        print(f"[bench] {size} {obs} {device} {precision}: "
+                              f"{row['sec_per_update']:.4g} s/update, {_si(row['flops_per_update'])} FLOP/update, "
+                              f"{row['fraction_of_matmul']:.3f} of matmul rate", file=sys.stderr, flush=True)
+    finally:
+        if args.threads:
+            torch.set_num_threads(old_threads)
+    print(rows_table(rows))
+    print(f"wrote {len(rows)} rows to {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

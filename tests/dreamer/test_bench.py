@@ -1,0 +1,100 @@
+"""dreamer.bench: parameter counts per preset, a tiny measurement row, and the FLOP counter."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dreamer import bench
+from dreamer.config import SIZES
+
+
+def test_params_lists_every_size_near_its_name(capsys):
+    rows = bench.main(["--params"])
+    out = capsys.readouterr().out
+    for size in SIZES:
+        assert size in out
+    counts = {(r["size"], r["obs"]): r["params"] for r in rows}
+    assert set(counts) == {(s, o) for s in SIZES for o in bench.OBS_KINDS}
+    for size in SIZES:
+        ratio = counts[(size, "image")] / bench.nominal_params(size)
+        assert 1 / 1.5 <= ratio <= 1.5, (size, counts[(size, "image")], ratio)
+        # Wider presets have more parameters.
+    image = [counts[(s, "image")] for s in SIZES]
+    assert image == sorted(image)
+
+
+def test_meta_count_equals_real_build():
+    for obs in bench.OBS_KINDS:
+        meta = bench.count_params(bench.build_agent("size1m", obs, "meta"))
+        real_agent = bench.build_agent("size1m", obs, "cpu")
+        assert meta == bench.count_params(real_agent)
+        # The slow critic is not optimised and not counted.
+        assert meta == sum(p.numel() for g in real_agent.opt.param_groups for p in g["params"])
+
+
+def test_synthetic_batch_dtypes_and_flags():
+    obs_space, act_space = bench.spaces("image")
+    data = bench.synthetic_batch(obs_space, act_space, 3, 5)
+    assert data["image"].shape == (3, 6, 64, 64, 3) and data["image"].dtype == torch.uint8
+    assert data["action"].shape == (3, 6) and int(data["action"].max()) < 18
+    assert data["is_first"][:, 0].all() and not data["is_first"][:, 1:].any()
+    assert not data["is_last"].any() and not data["is_terminal"].any()
+    obs_space, act_space = bench.spaces("proprio")
+    data = bench.synthetic_batch(obs_space, act_space, 2, 4)
+    assert data["obs"].shape == (2, 5, 24) and data["obs"].dtype == torch.float32
+    assert data["action"].shape == (2, 5, 6) and data["action"].abs().max() <= 1
+
+
+def test_tiny_measurement_writes_a_full_row(tmp_path, capsys):
+    rows = bench.main(["--size", "size1m", "--obs", "proprio", "--device", "cpu", "--batch", "2",
+                       "--length", "8", "--updates", "2", "--warmup", "0", "--matmul-n", "128",
+                       "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert "FlopCounterMode" in out and "size1m" in out
+    files = list(tmp_path.glob("*.jsonl"))
+    assert len(files) == 1
+    lines = files[0].read_text().splitlines()
+    assert len(lines) == 1 == len(rows)
+    row = json.loads(lines[0])
+    for field in bench.ROW_FIELDS:
+        assert field in row, field
+    for field in ("params", "sec_per_update", "updates_per_s", "flops_per_update", "flops_per_s",
+                  "matmul_flops_per_s", "fraction_of_matmul", "peak_mem_bytes", "threads"):
+        assert np.isfinite(row[field]) and row[field] > 0, (field, row[field])
+    assert (row["size"], row["obs"], row["device"], row["precision"]) == ("size1m", "proprio", "cpu", "float32")
+    assert (row["batch"], row["length"]) == (2, 8)
+    assert row["torch"] == torch.__version__ and row["host"]
+    assert len(row["sec_per_update_all"]) == 2
+
+
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_flop_counter_matches_hand_count_for_linear(input_grad):
+    n, i, o = 32, 64, 48
+    layer = torch.nn.Linear(i, o)
+    x = torch.randn(n, i, requires_grad=input_grad)
+
+    def step():
+        layer(x).square().sum().backward()
+
+    _, flops, by_op = bench.count_flops(step)
+    # Forward n·i·o multiply-adds, weight gradient n·i·o, input gradient n·i·o when needed;
+    # 2 FLOPs per multiply-add.
+    hand = 2 * n * i * o * (3 if input_grad else 2)
+    assert hand / 2 <= flops <= hand * 2
+    assert flops == hand  # PyTorch's counter: exactly the matmul FLOPs
+    assert sum(by_op.values()) == flops
+
+
+def test_flop_counter_matches_hand_count_for_conv():
+    conv = torch.nn.Conv2d(3, 8, 5, padding=2)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        _, flops, _ = bench.count_flops(conv, x)
+    assert flops == 2 * 2 * 8 * 16 * 16 * 3 * 5 * 5
+
+
+def test_matmul_rate_positive():
+    assert bench.matmul_rate("cpu", "float32", n=64, min_time=0.0) > 0
