@@ -135,6 +135,20 @@ class ReturnNorm(nn.Module):
         return (self.hi - self.lo).clamp(min=self.limit)
 
 
+def has_bf16_matmul(device: torch.device) -> bool:
+    """Whether bf16 matrix work is fast here: CUDA, or a CPU with AVX512-BF16 or AMX. (On CPUs
+    without them bf16 is emulated and slower than fp32; fp16 is never used on a CPU.)"""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 class Agent:
     """DreamerV3. `policy` acts on batched observations; `train` does one update on a replayed
     batch (B, T+1, ...) whose step 0 is the context step."""
@@ -169,10 +183,7 @@ class Agent:
         self.retnorm = ReturnNorm(r.decay, r.perclo, r.perchi, r.limit).to(self.device)
         self.opt = LaProp(self.model.parameters(), cfg.opt)
         self.updates = 0
-        precision = cfg.precision
-        if precision == "auto":
-            precision = "bfloat16" if self.device.type == "cuda" else "float32"
-        self.bf16 = precision == "bfloat16"
+        self.bf16 = cfg.precision == "bfloat16" or (cfg.precision == "auto" and has_bf16_matmul(self.device))
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -191,9 +202,9 @@ class Agent:
             return F.one_hot(action.long(), self.act_dim).float()
         return action.float()
 
-    def _policy(self, feat: torch.Tensor) -> Policy:
+    def _dist(self, out: torch.Tensor) -> Policy:
         a = self.cfg.actor
-        return Policy(self.model["actor"](feat), self.discrete, a.minstd, a.maxstd)
+        return Policy(out, self.discrete, a.minstd, a.maxstd)
 
     def _onehot_stoch(self, stoch: torch.Tensor) -> torch.Tensor:
         return F.one_hot(stoch.long(), self.cfg.rssm.classes).float()
@@ -217,7 +228,7 @@ class Agent:
         with self._autocast():
             embed = self.model["enc"](obs)
             h, z, _ = rssm.obs_step(h, z, prev, embed, obs["is_first"].bool())
-            dist = self._policy(torch.cat([h, z.flatten(1)], -1))
+            dist = self._dist(self.model["actor"](torch.cat([h, z.flatten(1)], -1)))
         sample = dist.sample()
         action = self._action_vector(sample)
         state = {"deter": h.float(), "stoch": z.argmax(-1), "action": action}
@@ -271,29 +282,32 @@ class Agent:
         rew = twohot_loss(m["reward"](feat), reward, self.bins)
         con = bernoulli_loss(m["cont"](feat)[..., 0], (1.0 - term) * self.gamma)
 
-        # Imagination from every replayed posterior state, starts gradient-stopped.
-        starts_h, starts_z = hs.detach().flatten(0, 1), zs.detach().flatten(0, 1)
+        # Imagination from every replayed posterior state, starts gradient-stopped. The actor's
+        # outputs along the way keep their graph, so the actor loss needs no second forward.
+        outs = []
 
         def act_fn(f):
-            return self._action_vector(self._policy(f).sample())
+            outs.append(m["actor"](f))
+            return self._action_vector(self._dist(outs[-1]).sample())
 
-        ifeat, iact = m["rssm"].imagine(starts_h, starts_z, act_fn, cfg.horizon)
+        ifeat, iact = m["rssm"].imagine(hs.flatten(0, 1), zs.flatten(0, 1), act_fn, cfg.horizon)
+        vlogits = m["critic"](ifeat)
         with torch.no_grad():
             irew = twohot_mean(m["reward"](ifeat), self.bins)
             icon = torch.sigmoid(m["cont"](ifeat)[..., 0].float())  # already includes γ
-            ival = twohot_mean(m["critic"](ifeat), self.bins)
-            islow = twohot_mean(self.slow_critic(ifeat), self.bins)
+            ival = twohot_mean(vlogits.detach(), self.bins)
+            islow = twohot_mean(self.slow_critic(ifeat[:, :-1]), self.bins)
             ret = lambda_return(irew, icon, ival, cfg.lam)  # (N, H)
             weight = torch.cumprod(icon, 1)[:, :-1]
             scale = self.retnorm.update(ret)
             adv = (ret - ival[:, :-1]) / scale
-        dist = self._policy(ifeat[:, :-1])
+        dist = self._dist(torch.stack(outs[:-1], 1))
         taken = iact[:, :-1].argmax(-1) if self.discrete else iact[:, :-1]
         ent = dist.entropy()
         actor = -weight * (dist.log_prob(taken) * adv + cfg.actor.entropy * ent)
-        vlogits = m["critic"](ifeat[:, :-1])
+        vlogits = vlogits[:, :-1]
         reg = cfg.critic.slow_reg
-        value = weight * (twohot_loss(vlogits, ret, self.bins) + reg * twohot_loss(vlogits, islow[:, :-1], self.bins))
+        value = weight * (twohot_loss(vlogits, ret, self.bins) + reg * twohot_loss(vlogits, islow, self.bins))
 
         # Replay value: λ-returns on the real sequence, bootstrapped with the imagination return
         # of the trajectory that started at each step; its gradient reaches the world model.

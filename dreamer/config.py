@@ -109,7 +109,7 @@ class AgentConfig:
     horizon: int = 15
     discount_horizon: float = 333.0  # γ = 1 − 1/333
     lam: float = 0.95
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or float32 / bfloat16
+    precision: str = "auto"  # auto: bf16 autocast where matmuls have bf16 units (CUDA, AVX512-BF16/AMX CPUs); or float32 / bfloat16
 
 
 @dataclass

@@ -55,17 +55,29 @@ def twohot_loss(logits: torch.Tensor, target: torch.Tensor, bins: torch.Tensor) 
     return -(twohot_encode(target, bins) * torch.log_softmax(logits.float(), -1)).sum(-1)
 
 
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis, written out: for the latents' few classes (K = 4…96) this is
+    several times faster on CPU than torch.softmax, whose kernel vectorises along that axis."""
+    e = (logits - logits.detach().amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+def sample_index(probs: torch.Tensor) -> torch.Tensor:
+    """(..., K) probs → (...) int64 samples by inverting the CDF at one uniform per row (much
+    cheaper than torch.multinomial for many small categoricals)."""
+    u = torch.rand(*probs.shape[:-1], 1, device=probs.device, dtype=probs.dtype)
+    return (probs.cumsum(-1) < u).sum(-1).clamp(max=probs.shape[-1] - 1)
+
+
 def unimix_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
     """(..., K) → (..., K): (1 − unimix)·softmax + unimix/K."""
-    probs = torch.softmax(logits.float(), -1)
+    probs = softmax(logits.float())
     return (1.0 - unimix) * probs + unimix / logits.shape[-1]
 
 
 def straight_through_sample(probs: torch.Tensor) -> torch.Tensor:
     """(..., K) probs → one-hot sample whose gradient is the gradient of the probs."""
-    flat = probs.reshape(-1, probs.shape[-1])
-    index = torch.multinomial(flat, 1).reshape(probs.shape[:-1])
-    onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+    onehot = F.one_hot(sample_index(probs.detach()), probs.shape[-1]).to(probs.dtype)
     return onehot + probs - probs.detach()
 
 
@@ -104,8 +116,7 @@ class Policy:
     def sample(self) -> torch.Tensor:
         """Discrete: (...) int64 indices; continuous: (..., A) unbounded normal samples."""
         if self.discrete:
-            flat = self.logits.reshape(-1, self.logits.shape[-1]).exp()
-            return torch.multinomial(flat, 1).reshape(self.logits.shape[:-1])
+            return sample_index(self.logits.exp())
         return self.mean + self.std * torch.randn_like(self.mean)
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:

@@ -48,8 +48,8 @@ class BlockLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        x = x.reshape(-1, self.blocks, x.shape[-1] // self.blocks).transpose(0, 1)  # (G, N, I)
-        x = torch.bmm(x, self.weight.to(x.dtype)).transpose(0, 1)  # (N, G, O)
+        x = x.reshape(-1, self.blocks, x.shape[-1] // self.blocks)  # (N, G, I)
+        x = torch.einsum("ngi,gio->ngo", x, self.weight.to(x.dtype))
         return x.reshape(*lead, -1) + self.bias.to(x.dtype)
 
 

@@ -81,18 +81,21 @@ class RSSM(nn.Module):
             posts.append(post)
         return torch.stack(hs, 1), torch.stack(zs, 1), torch.stack(posts, 1)
 
-    @torch.no_grad()
     def imagine(self, h, z, policy: Callable[[torch.Tensor], torch.Tensor], horizon: int):
-        """Roll the prior forward from starts h (N, D), z (N, S, K) with actions from
-        `policy(feat) -> action (N, A)`. Returns feats (N, H+1, F) and actions (N, H+1, A):
-        action t is taken at state t; the last is sampled but never executed."""
+        """Roll the prior forward from gradient-stopped starts h (N, D), z (N, S, K) with actions
+        from `policy(feat) -> action (N, A)`. The dynamics run without gradients; `policy` is
+        called outside `no_grad`, so it may keep a graph for the actor's own parameters.
+        Returns feats (N, H+1, F) and actions (N, H+1, A): action t is taken at state t; the last
+        is sampled but never executed."""
+        h, z = h.detach(), z.detach()
         feats, actions = [], []
         for t in range(horizon + 1):
             feat = torch.cat([h, z.flatten(1)], -1)
-            action = policy(feat)
+            action = policy(feat).detach()
             feats.append(feat)
             actions.append(action)
             if t < horizon:
-                h = self.core(h, z, action)
-                z = straight_through_sample(self.prior(h)).to(h.dtype)
+                with torch.no_grad():
+                    h = self.core(h, z, action)
+                    z = straight_through_sample(self.prior(h)).to(h.dtype)
         return torch.stack(feats, 1), torch.stack(actions, 1)

@@ -21,15 +21,6 @@ REPO = HERE.parents[1]
 FILES = ["DONE", "checkpoint", "config.json", "metrics.jsonl", "scores.jsonl"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two busy cores: one intra-op thread is several times faster, and matches the CLI runs below."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(*overrides):
     return make_config(["size=size1m", "run.batch_size=2", "run.batch_length=8", "run.train_start=32",
                         "run.train_ratio=8", "replay.capacity=2000", "run.log_every=0",
