@@ -10,7 +10,8 @@ new one is complete (`.report` there lists its files, so the next report can dro
 - probability_of_improvement.{csv,md,tex}: `x,y,value,lower,upper`, when two or more methods
 - figures (.png and .pdf): aggregate_intervals, performance_profile, sample_efficiency,
   learning_curves, probability_of_improvement, success_curves
-- bsuite: bsuite_scores.{csv,md,tex}, bsuite_bar and bsuite_radar (bsuite's own analysis)
+- bsuite: bsuite_scores.{csv,md,tex}, bsuite_bar and bsuite_radar (bsuite's own analysis), and
+  for our runs runs.{csv,md,tex} (mean of the last 100 episodes) and learning_curves
 
 Our runs are labelled "<variant> (ours)" (analysis.load); `--methods NAME` selects the published
 method and our variant of that name alike.
@@ -270,8 +271,24 @@ def _bsuite(results: Path, tmp: Path, methods) -> list[Path]:
                .reindex(columns=list(dict.fromkeys(table.method))).reset_index())
     display.columns.name = None
     print(f"\n{caption}\n\n{display.to_markdown(index=False)}")
+    colors = plots.palette(scores.method.unique())
     return (tables.write(tmp / "bsuite_scores", table, caption, 3, display)
-            + plots.bsuite_figures(scores, plots.palette(scores.method.unique()), tmp / "bsuite"))
+            + plots.bsuite_figures(scores, colors, tmp / "bsuite")
+            + _bsuite_runs(load.load_runs(results, "bsuite", methods), colors, tmp))
+
+
+def _bsuite_runs(episodes: pd.DataFrame, colors: dict, tmp: Path) -> list[Path]:
+    """Per-run scores (mean return of the last BSUITE_LAST episodes) and learning curves (the
+    same running mean over frames) of our bsuite runs, from their scores.jsonl."""
+    n = scoring.BSUITE_LAST
+    runs = scoring.last_episodes(episodes, n)
+    caption = (f"bsuite, our runs: mean return of each run's last {n} training episodes "
+               f"(`last{n}`), its episodes and frames; from scores.jsonl.")
+    print(f"\n{caption}\n\n{runs.to_markdown(index=False)}")
+    curves = scoring.running_mean(episodes, n)
+    return (tables.write(tmp / "runs", runs, caption, 3)
+            + plots.learning_curves(curves, colors, tmp / "learning_curves",
+                                    f"return (mean of last {n} episodes)", "bsuite: our runs"))
 
 
 # ---------------------------------------------------------------- command line

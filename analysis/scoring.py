@@ -118,6 +118,28 @@ def run_curves(episodes: pd.DataFrame, rule: ScoringRule, full_budget: float,
     return table
 
 
+BSUITE_LAST = 100  # episodes in a bsuite run's running score
+
+
+def last_episodes(episodes: pd.DataFrame, n: int) -> pd.DataFrame:
+    """One row per run: `method, task, seed, episodes, frames, last{n}` = mean return of its last
+    `n` episodes. episodes: rows `method, task, seed, step, score`."""
+    ordered = episodes.sort_values("step", kind="stable")
+    return (ordered.groupby(["method", "task", "seed"], sort=True)
+            .agg(episodes=("score", "size"), frames=("step", "max"),
+                 **{f"last{n}": ("score", lambda s: s.tail(n).mean())})
+            .reset_index())
+
+
+def running_mean(episodes: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Learning curves `method, task, seed, step, raw`: at each episode's end frame, the mean
+    return of the last `n` episodes up to it (fewer at the start)."""
+    ordered = episodes.sort_values("step", kind="stable")
+    raw = ordered.groupby(["method", "task", "seed"])["score"].transform(
+        lambda s: s.rolling(n, min_periods=1).mean())
+    return ordered.assign(raw=raw)[["method", "task", "seed", "step", "raw"]]
+
+
 def describe(rule: ScoringRule) -> str:
     """The rule in one sentence, for table captions and figure notes."""
     lo, hi = rule.window

@@ -89,3 +89,18 @@ def test_describe_names_window_fallback_and_normalisation():
     text = scoring.describe(ScoringRule("atari", (390_000, 400_000), "human"))
     assert "[390,000, 400,000] frames" in text and "last episode before 400,000" in text
     assert "(x − random) / (human − random)" in text and "atari57_gamer" in text
+
+
+def test_bsuite_last_episodes_and_running_mean_by_hand():
+    import pandas as pd
+
+    from analysis.scoring import last_episodes, running_mean
+    # Written out of order on purpose: both functions order by frame.
+    episodes = pd.DataFrame({"method": "m", "task": "catch/0", "seed": 0,
+                             "step": [30, 10, 20, 40], "score": [1.0, -1.0, -1.0, 1.0]})
+    runs = last_episodes(episodes, 2)
+    assert runs.to_dict("records") == [{"method": "m", "task": "catch/0", "seed": 0, "episodes": 4,
+                                        "frames": 40, "last2": 1.0}]
+    curve = running_mean(episodes, 2)
+    assert curve.step.tolist() == [10, 20, 30, 40]
+    assert curve.raw.tolist() == [-1.0, -1.0, 0.0, 1.0]
