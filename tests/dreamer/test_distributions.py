@@ -131,3 +131,25 @@ def test_bernoulli_soft_target_loss():
     best = logits[D.bernoulli_loss(logits, target.expand_as(logits)).argmin()]
     assert torch.sigmoid(best).item() == pytest.approx(0.997, abs=1e-3)
     assert np.isfinite(loss.item())
+
+
+def test_written_out_softmax_equals_torch_softmax_with_gradients():
+    x = (torch.randn(64, 32, 4) * 5).requires_grad_(True)
+    w = torch.randn(64, 32, 4)
+    ours = D.softmax(x)
+    ref = torch.softmax(x, -1)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    (g1,) = torch.autograd.grad((ours * w).sum(), x)
+    (g2,) = torch.autograd.grad((torch.softmax(x, -1) * w).sum(), x)
+    assert torch.allclose(g1, g2, atol=1e-6)
+
+
+def test_inverse_cdf_samples_follow_the_probabilities():
+    torch.manual_seed(0)
+    probs = torch.tensor([0.1, 0.0, 0.6, 0.3]).expand(200_000, 4)
+    idx = D.sample_index(probs)
+    freq = torch.bincount(idx, minlength=4).float() / len(idx)
+    assert torch.allclose(freq, probs[0], atol=0.005)
+    assert freq[1].item() == 0.0
+    # A row whose CDF rounds below 1 never indexes past the last class.
+    assert D.sample_index(torch.full((1000, 3), 0.3333333)).max().item() <= 2

@@ -1,0 +1,43 @@
+import math
+
+import torch
+
+from dreamer.nets import BlockLinear, ConvDecoder, ConvEncoder, Linear, RMSNorm, init_
+
+
+def test_block_linear_equals_a_block_diagonal_dense_layer():
+    torch.manual_seed(0)
+    layer = BlockLinear(12, 6, blocks=3)
+    with torch.no_grad():
+        layer.bias.normal_()
+    dense = torch.block_diag(*layer.weight)  # (12, 6): block g maps inputs 4g..4g+3 to outputs 2g, 2g+1
+    x = torch.randn(5, 7, 12)
+    assert torch.allclose(layer(x), x @ dense + layer.bias, atol=1e-6)
+
+
+def test_init_truncated_normal_has_fan_in_std_and_output_scales():
+    torch.manual_seed(0)
+    w = torch.empty(512, 256)
+    init_(w, fan_in=256)
+    assert abs(w.std().item() - 1 / math.sqrt(256)) < 0.02 / math.sqrt(256) * 10
+    assert w.abs().max().item() <= 2 / math.sqrt(256) / 0.87962566103423978 + 1e-6
+    assert torch.equal(Linear(8, 3, outscale=0.0).weight, torch.zeros(3, 8))
+    assert torch.equal(Linear(8, 3).bias, torch.zeros(3))
+
+
+def test_rmsnorm_by_hand():
+    norm = RMSNorm(2, eps=0.0)
+    x = torch.tensor([[3.0, 4.0]])
+    expected = x / math.sqrt((9 + 16) / 2)
+    assert torch.allclose(norm(x), expected)
+    maps = RMSNorm(2, eps=0.0, channel_axis=1)(torch.tensor([3.0, 4.0]).reshape(1, 2, 1, 1))
+    assert torch.allclose(maps.flatten(), expected.flatten())
+
+
+def test_cnn_shapes_and_decoder_range():
+    enc = ConvEncoder(3, 64, depth=4, mults=(2, 3, 4, 4), kernel=5)
+    img = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    assert enc(img).shape == (2, enc.out_dim) and enc.out_dim == 4 * 4 * 16
+    dec = ConvDecoder(10, 3, 64, depth=4, mults=(2, 3, 4, 4), kernel=5)
+    out = dec(torch.randn(2, 10))
+    assert out.shape == (2, 64, 64, 3) and out.min() >= 0 and out.max() <= 1
