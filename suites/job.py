@@ -64,16 +64,20 @@ def redirect_output(path: Path):
     """Send this process's stdout and stderr (file descriptors 1 and 2, so native libraries and
     child processes too) to `path`, appended, so a run keeps the logs of all its jobs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush(), sys.stderr.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     with open(path, "a") as log:
-        os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
     try:
         yield
     finally:
-        sys.stdout.flush(), sys.stderr.flush()
-        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-        os.close(saved[0]), os.close(saved[1])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 @contextlib.contextmanager

@@ -99,7 +99,7 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
         raise SuiteError(f"--seeds must be at least 1, got {seeds}")
     if budget is not None and budget < 1:
         raise SuiteError(f"--budget must be a positive number of frames, got {budget}")
-    tasks = [suite.check_task(t) for t in tasks] if tasks else list(suite.tasks)
+    tasks = list(dict.fromkeys(suite.check_task(t) for t in tasks)) if tasks else list(suite.tasks)
     config_overrides, protocol = get_variant(variant).overrides(suite.name)
     protocol = suite.check_protocol(protocol)
     overrides = [*config_overrides, *sets]

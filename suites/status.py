@@ -17,6 +17,7 @@ import argparse
 import getpass
 import json
 import os
+import pickle
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -102,8 +103,6 @@ def _result_word(result: Path) -> str:
     """submitit's outcome of an ended job from its result pickle: COMPLETED, FAILED or 'killed'."""
     if not result.exists():
         return "killed"
-    import pickle
-
     with open(result, "rb") as f:
         outcome = pickle.load(f)[0]
     return "COMPLETED" if outcome == "success" else "FAILED"

@@ -1,7 +1,7 @@
 """End to end through the local executor: real submitit subprocesses train real bsuite runs.
 
 Tiny settings keep each run to seconds: size1m, 2×8 batches, 46 updates over 400 frames, a
-checkpoint every second. `launch` and `check_done_run` are shared with test_slurm.py.
+checkpoint every second. The helpers are shared with test_slurm.py.
 """
 import json
 import os
@@ -16,51 +16,52 @@ from suites import run as launcher
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "slurm" / "profiles" / "local.yaml"  # 1 CPU per run, 2 at once
 BUDGET = 400
-TINY = ["--budget", str(BUDGET), "--set", "size=size1m", "--set", "run.batch_size=2", "--set",
-        "run.batch_length=8", "--set", "run.train_ratio=2", "--set", "run.train_start=32",
-        "--set", "run.checkpoint_every=1"]
+TINY = ["size=size1m", "run.batch_size=2", "run.batch_length=8", "run.train_ratio=2", "run.train_start=32",
+        "run.checkpoint_every=1"]
 
 
-def launch_command(results: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "suites.run", "bsuite", "--tasks", "catch/0", *TINY,
+def launch_command(results: Path, *args: str, budget: int = BUDGET) -> list[str]:
+    sets = [a for s in TINY for a in ("--set", s)]
+    return [sys.executable, "-m", "suites.run", "bsuite", "--tasks", "catch/0", "--budget", str(budget), *sets,
             "--profile", str(PROFILE), "--results", str(results), *args]
 
 
-def launch(results: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(launch_command(results, *args), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def launch(results: Path, *args: str, budget: int = BUDGET) -> subprocess.CompletedProcess:
+    return subprocess.run(launch_command(results, *args, budget=budget), capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
 
 
-def run_dir(results: Path, seed: int) -> Path:
-    return results / "bsuite" / f"dreamerv3-budget{BUDGET}" / "catch-0" / f"seed{seed}"
+def run_dir(results: Path, seed: int, budget: int = BUDGET) -> Path:
+    return results / "bsuite" / f"dreamerv3-budget{budget}" / "catch-0" / f"seed{seed}"
 
 
 def steps(path: Path) -> list[int]:
     return [json.loads(line)["step"] for line in path.read_text().splitlines()]
 
 
-def check_done_run(results: Path, seed: int, executor: str, resumed: bool = False) -> dict:
+def check_done_run(results: Path, seed: int, executor: str, resumed: bool = False, budget: int = BUDGET) -> dict:
     """The DESIGN run directory of a finished run; returns its DONE summary. bsuite environments
     are rebuilt on resume (not `resumable`), losing the episode in flight: a resumed run's
     episodes end at other steps."""
-    d = run_dir(results, seed)
+    d = run_dir(results, seed, budget)
     meta = json.loads((d / "config.json").read_text())
     assert {k: meta[k] for k in ("suite", "task", "variant", "seed", "protocol", "shortened")} == {
-        "suite": "bsuite", "task": "catch/0", "variant": f"dreamerv3-budget{BUDGET}", "seed": seed,
+        "suite": "bsuite", "task": "catch/0", "variant": f"dreamerv3-budget{budget}", "seed": seed,
         "protocol": {}, "shortened": True}
-    assert meta["config"]["size"] == "size1m" and meta["config"]["run"]["budget"] == BUDGET
+    assert meta["config"]["size"] == "size1m" and meta["config"]["run"]["budget"] == budget
     assert (d / "checkpoint").is_dir()
     done = json.loads((d / "DONE").read_text())
-    assert done["step"] == BUDGET
+    assert done["step"] == budget
     # One score line per episode, none twice; catch episodes are 10 agent steps.
     scores = steps(d / "scores.jsonl")
     assert scores == sorted(set(scores)) and len(scores) == done["episodes"]
-    assert resumed or scores == list(range(10, BUDGET + 1, 10))
+    assert resumed or scores == list(range(10, budget + 1, 10))
     metrics = steps(d / "metrics.jsonl")
-    assert metrics == sorted(set(metrics)) and metrics[-1] <= BUDGET
+    assert metrics == sorted(set(metrics)) and metrics[-1] <= budget
     record = json.loads((d / "job.json").read_text())
     assert record["executor"] == executor
     log = (d / "logs" / f"{record['job_id']}.log").read_text()
-    assert f"done: step {BUDGET}" in log
+    assert f"done: step {budget}" in log
     return done
 
 
@@ -89,7 +90,7 @@ def test_killing_a_local_launch_and_rerunning_it_resumes_the_run(tmp_path):
         os.killpg(first.pid, signal.SIGKILL)  # the launcher, its job controller and the training
         first.wait()
     assert ckpt.exists() and not (run_dir(tmp_path, 0) / "DONE").exists()
-    plan = launcher.make_plan("bsuite", 1, sets=TINY[3::2], tasks=["catch/0"], budget=BUDGET, results=tmp_path)
+    plan = launcher.make_plan("bsuite", 1, sets=TINY, tasks=["catch/0"], budget=BUDGET, results=tmp_path)
     assert plan.runs[0].state == "failed"  # its job was killed without a result
 
     proc = launch(tmp_path, "--wait")

@@ -13,7 +13,7 @@ import pytest
 import submitit
 
 from suites import status
-from test_local_launch import BUDGET, REPO, check_done_run, launch, run_dir, steps
+from test_local_launch import REPO, check_done_run, launch, run_dir
 
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 MISSING = [b for b in ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct")
@@ -88,51 +88,63 @@ def test_submitit_jobs_get_a_fake_gpu_and_slurm_reports_their_states(cluster, tm
     assert wait_state(record(sleeper), "ended") == ("ended", "CANCELLED")
 
 
-@pytest.fixture(scope="module")
-def slurm_launch(cluster, tmp_path_factory):
-    """The uninterrupted reference: two seeds through sbatch, waited for."""
-    results = tmp_path_factory.mktemp("slurm-runs")
-    return results, launch(results, "--seeds", "2", "--executor", "slurm", "--wait")
+def sacct(job: str, *options: str) -> list[str]:
+    """'JobID|State' lines of `job` (an array: its tasks) from slurm's accounting."""
+    return subprocess.run(["sacct", "-n", "-P", "-X", *options, "-j", job, "-o", "JobID,State"],
+                          capture_output=True, text=True, check=True).stdout.split()
 
 
-def test_slurm_launch_is_one_job_array_whose_runs_reach_done(slurm_launch):
-    results, proc = slurm_launch
+def test_slurm_launch_is_one_job_array_whose_runs_reach_done(cluster, tmp_path):
+    proc = launch(tmp_path, "--seeds", "2", "--executor", "slurm", "--wait")
     assert proc.returncode == 0, proc.stderr
-    ids = [json.loads((run_dir(results, s) / "job.json").read_text())["job_id"] for s in (0, 1)]
+    ids = [json.loads((run_dir(tmp_path, s) / "job.json").read_text())["job_id"] for s in (0, 1)]
     array = ids[0].split("_")[0]
     assert ids == [f"{array}_0", f"{array}_1"]
     for seed in (0, 1):
-        check_done_run(results, seed, "slurm")
-    acct = subprocess.run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(acct) == [f"{array}_0|COMPLETED", f"{array}_1|COMPLETED"]
-    again = launch(results, "--seeds", "2", "--executor", "slurm")
+        check_done_run(tmp_path, seed, "slurm")
+    # DONE is written just before a job returns, so the job may still be finishing.
+    deadline = time.time() + 30
+    while (acct := sorted(sacct(array))) != [f"{array}_0|COMPLETED", f"{array}_1|COMPLETED"] and time.time() < deadline:
+        time.sleep(0.5)
+    assert acct == [f"{array}_0|COMPLETED", f"{array}_1|COMPLETED"]
+    again = launch(tmp_path, "--seeds", "2", "--executor", "slurm")
     assert again.returncode == 0 and "nothing to submit" in again.stdout
 
 
-def test_preempted_job_requeues_and_resumes_to_the_same_counts(slurm_launch, tmp_path):
-    reference, _ = slurm_launch
-    proc = launch(tmp_path, "--executor", "slurm")
+# Long enough (~150 updates) that slurm's kill lands before the run ends.
+LONG = 1200
+
+
+@pytest.mark.parametrize("interrupt", ["usr2", "requeue"])
+def test_interrupted_job_requeues_and_resumes_to_the_counts_of_an_uninterrupted_one(cluster, tmp_path, interrupt):
+    proc = launch(tmp_path, "--seeds", "2", "--executor", "slurm", budget=LONG)
     assert proc.returncode == 0, proc.stderr
-    d = run_dir(tmp_path, 0)
+    d = run_dir(tmp_path, 0, LONG)  # seed 1 runs alongside, uninterrupted
     job = json.loads((d / "job.json").read_text())
     deadline = time.time() + 180
     while not (d / "checkpoint").exists() and time.time() < deadline:
         time.sleep(0.1)
     assert (d / "checkpoint").exists() and not (d / "DONE").exists()
-    folder = Path(job["stdout"]).parent
-    submitit.SlurmJob(folder, job["job_id"])._interrupt()  # preemption: SIGTERM, then USR2
+    if interrupt == "usr2":
+        # The signal slurm sends before a time limit: submitit checkpoints the job and requeues
+        # it. (`_interrupt()` without timeout sends SIGTERM too, which can kill that requeue call.)
+        submitit.SlurmJob(Path(job["stdout"]).parent, job["job_id"])._interrupt(timeout=True)
+    else:
+        # What preemption with PreemptMode=REQUEUE does: slurm kills the job and queues it again;
+        # it resumes from the last periodic checkpoint.
+        subprocess.run(["scontrol", "requeue", job["job_id"]], check=True)
 
     # Re-launching while the job is requeued or running submits nothing; --wait follows it.
-    proc = launch(tmp_path, "--executor", "slurm", "--wait")
+    proc = launch(tmp_path, "--seeds", "2", "--executor", "slurm", "--wait", budget=LONG)
     assert proc.returncode == 0, proc.stderr
     assert "nothing to submit" in proc.stdout
     assert json.loads((d / "job.json").read_text()) == job
-    done, ref = check_done_run(tmp_path, 0, "slurm", resumed=True), json.loads((run_dir(reference, 0) / "DONE").read_text())
-    assert (done["step"], done["updates"]) == (ref["step"], ref["updates"]) == (BUDGET, ref["updates"])
-    assert steps(d / "metrics.jsonl")[-1] == steps(run_dir(reference, 0) / "metrics.jsonl")[-1]
+    done = check_done_run(tmp_path, 0, "slurm", resumed=True, budget=LONG)
+    reference = check_done_run(tmp_path, 1, "slurm", budget=LONG)
+    assert (done["step"], done["updates"]) == (reference["step"], reference["updates"]) == (LONG, reference["updates"])
     log = (d / "logs" / f"{job['job_id']}.log").read_text()
     assert log.count(f"job {job['job_id']} on") == 2 and "resuming at step" in log
-    acct = subprocess.run(["sacct", "-n", "-P", "-X", "--duplicates", "-j", job["job_id"], "-o", "State"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    assert acct[-1] == "COMPLETED" and any(s in ("REQUEUED", "PREEMPTED") for s in acct[:-1]), acct
+    deadline = time.time() + 30
+    while (acct := sacct(job["job_id"], "--duplicates"))[-1] != f"{job['job_id']}|COMPLETED" and time.time() < deadline:
+        time.sleep(0.5)
+    assert acct[-1] == f"{job['job_id']}|COMPLETED" and f"{job['job_id']}|REQUEUED" in acct[:-1], acct

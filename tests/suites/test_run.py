@@ -70,8 +70,8 @@ def test_the_repository_profiles_are_valid():
 
 
 def test_plan_resolves_suite_variant_and_set_overrides_per_run(tmp_path):
-    plan = launcher.make_plan("dmc_proprio", 2, "dmc2412", ["run.train_ratio=64"], ["dmc_walker_walk"],
-                              results=tmp_path)
+    plan = launcher.make_plan("dmc_proprio", 2, "dmc2412", ["run.train_ratio=64"],
+                              ["dmc_walker_walk", "dmc_walker_walk"], results=tmp_path)
     assert [(r.task, r.seed) for r in plan.runs] == [("dmc_walker_walk", 0), ("dmc_walker_walk", 1)]
     run = plan.runs[1]
     assert run.run_dir == tmp_path / "dmc_proprio" / "dmc2412" / "dmc_walker_walk" / "seed1"
