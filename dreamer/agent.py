@@ -179,6 +179,12 @@ class Agent:
             critic=Head(feat, c.bins, c.layers, c.units, c.outscale),
         )).to(self.device)
         self.slow_critic = copy.deepcopy(self.model["critic"]).requires_grad_(False)
+        if cfg.compile:
+            # The scans call these T = 64 and H = 15 times per update: compiled, each step's
+            # elementwise work is fused; their sampling noise comes in as an input, so compiled
+            # and eager steps draw the same samples.
+            rssm.obs_step = torch.compile(rssm.obs_step, dynamic=False)
+            rssm.img_step = torch.compile(rssm.img_step, dynamic=False)
         r = cfg.retnorm
         self.retnorm = ReturnNorm(r.decay, r.perclo, r.perchi, r.limit).to(self.device)
         self.opt = LaProp(self.model.parameters(), cfg.opt)
@@ -227,7 +233,7 @@ class Agent:
             h, z, prev = state["deter"], self._onehot_stoch(state["stoch"]), state["action"]
         with self._autocast():
             embed = self.model["enc"](obs)
-            h, z, _ = rssm.obs_step(h, z, prev, embed, obs["is_first"].bool())
+            h, z, _ = rssm.obs_step(h, z, prev, embed, obs["is_first"].bool(), rssm.noise(n, device=self.device))
             dist = self._dist(self.model["actor"](torch.cat([h, z.flatten(1)], -1)))
         sample = dist.sample()
         action = self._action_vector(sample)

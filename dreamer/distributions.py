@@ -62,10 +62,12 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     return e / e.sum(-1, keepdim=True)
 
 
-def sample_index(probs: torch.Tensor) -> torch.Tensor:
-    """(..., K) probs → (...) int64 samples by inverting the CDF at one uniform per row (much
-    cheaper than torch.multinomial for many small categoricals)."""
-    u = torch.rand(*probs.shape[:-1], 1, device=probs.device, dtype=probs.dtype)
+def sample_index(probs: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., K) probs → (...) int64 samples by inverting the CDF at one uniform per row, u
+    (..., 1) (drawn here when None): much cheaper than torch.multinomial for many small
+    categoricals, and the noise can be drawn outside a compiled region."""
+    if u is None:
+        u = torch.rand(*probs.shape[:-1], 1, device=probs.device, dtype=probs.dtype)
     return (probs.cumsum(-1) < u).sum(-1).clamp(max=probs.shape[-1] - 1)
 
 
@@ -75,9 +77,10 @@ def unimix_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
     return (1.0 - unimix) * probs + unimix / logits.shape[-1]
 
 
-def straight_through_sample(probs: torch.Tensor) -> torch.Tensor:
-    """(..., K) probs → one-hot sample whose gradient is the gradient of the probs."""
-    onehot = F.one_hot(sample_index(probs.detach()), probs.shape[-1]).to(probs.dtype)
+def straight_through_sample(probs: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., K) probs → one-hot sample whose gradient is the gradient of the probs; u as in
+    `sample_index`."""
+    onehot = F.one_hot(sample_index(probs.detach(), u), probs.shape[-1]).to(probs.dtype)
     return onehot + probs - probs.detach()
 
 

@@ -57,15 +57,25 @@ class RSSM(nn.Module):
         """(..., D) → prior probs (..., S, K)."""
         return self.probs(self.prior_net(h))
 
-    def obs_step(self, h, z, action, embed, is_first):
+    def noise(self, *lead: int, device=None) -> torch.Tensor:
+        """Uniforms (*lead, S, 1) for sampling the latents, drawn up front for a whole scan."""
+        return torch.rand(*lead, self.cfg.stoch, 1, device=device)
+
+    def obs_step(self, h, z, action, embed, is_first, u):
         """One posterior step from the carried state; the carry and previous action are zeroed
-        where `is_first` (N,). Returns h' (N, D), z' (N, S, K) sample, post probs (N, S, K)."""
+        where `is_first` (N,); u (N, S, 1) samples the latent. Returns h' (N, D), z' (N, S, K)
+        sample, post probs (N, S, K)."""
         keep = (~is_first).to(h.dtype)[:, None]
         h, action = h * keep, action * keep
         z = z * keep[..., None]
         h = self.core(h, z, action)
         post = self.probs(self.post_net(torch.cat([h, embed.to(h.dtype)], -1)))
-        return h, straight_through_sample(post).to(h.dtype), post
+        return h, straight_through_sample(post, u).to(h.dtype), post
+
+    def img_step(self, h, z, action, u):
+        """One prior step: h' (N, D) and a latent z' (N, S, K) sampled with u (N, S, 1)."""
+        h = self.core(h, z, action)
+        return h, straight_through_sample(self.prior(h), u).to(h.dtype)
 
     def observe(self, h, z, prev_action, embed, is_first):
         """Scan over T from the carry (h (B, D), z (B, S, K)).
@@ -74,8 +84,9 @@ class RSSM(nn.Module):
         is_first (B, T). Returns hs (B, T, D), zs (B, T, S, K), post probs (B, T, S, K).
         """
         hs, zs, posts = [], [], []
+        noise = self.noise(embed.shape[1], embed.shape[0], device=embed.device)
         for t in range(embed.shape[1]):
-            h, z, post = self.obs_step(h, z, prev_action[:, t], embed[:, t], is_first[:, t])
+            h, z, post = self.obs_step(h, z, prev_action[:, t], embed[:, t], is_first[:, t], noise[t])
             hs.append(h)
             zs.append(z)
             posts.append(post)
@@ -88,6 +99,7 @@ class RSSM(nn.Module):
         Returns feats (N, H+1, F) and actions (N, H+1, A): action t is taken at state t; the last
         is sampled but never executed."""
         h, z = h.detach(), z.detach()
+        noise = self.noise(horizon, h.shape[0], device=h.device)
         feats, actions = [], []
         for t in range(horizon + 1):
             feat = torch.cat([h, z.flatten(1)], -1)
@@ -96,6 +108,5 @@ class RSSM(nn.Module):
             actions.append(action)
             if t < horizon:
                 with torch.no_grad():
-                    h = self.core(h, z, action)
-                    z = straight_through_sample(self.prior(h)).to(h.dtype)
+                    h, z = self.img_step(h, z, action, noise[t])
         return torch.stack(feats, 1), torch.stack(actions, 1)

@@ -90,17 +90,18 @@ def test_is_first_zeroes_carried_state_and_previous_action():
     z = torch.nn.functional.one_hot(torch.randint(0, 4, (n, 32)), 4).float()
     a = torch.randn(n, 2)
     embed = torch.randn(n, agent.model["enc"].out_dim)
+    u = rssm.noise(n)
     with torch.no_grad():
-        h_reset, _, post_reset = rssm.obs_step(h, z, a, embed, torch.ones(n, dtype=torch.bool))
+        h_reset, _, post_reset = rssm.obs_step(h, z, a, embed, torch.ones(n, dtype=torch.bool), u)
         h_zero, _, post_zero = rssm.obs_step(torch.zeros_like(h), torch.zeros_like(z), torch.zeros_like(a),
-                                             embed, torch.zeros(n, dtype=torch.bool))
-        h_keep, _, _ = rssm.obs_step(h, z, a, embed, torch.zeros(n, dtype=torch.bool))
+                                             embed, torch.zeros(n, dtype=torch.bool), u)
+        h_keep, _, _ = rssm.obs_step(h, z, a, embed, torch.zeros(n, dtype=torch.bool), u)
     assert torch.equal(h_reset, h_zero) and torch.equal(post_reset, post_zero)
     assert not torch.allclose(h_keep, h_zero)
     # Only the flagged rows are reset.
     mixed = torch.tensor([True, False, True])
     with torch.no_grad():
-        h_mixed, _, _ = rssm.obs_step(h, z, a, embed, mixed)
+        h_mixed, _, _ = rssm.obs_step(h, z, a, embed, mixed, u)
     assert torch.equal(h_mixed[0], h_zero[0]) and torch.equal(h_mixed[1], h_keep[1])
 
 
@@ -184,3 +185,17 @@ def test_save_load_round_trip_continues_identically():
     assert ma == mb and a.updates == b.updates == 2
     for pa, pb in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(pa, pb)
+
+
+@pytest.mark.slow  # compiling the two step functions takes a minute or more on 2 cores
+def test_compiled_steps_compute_the_same_losses_as_eager():
+    obs_space, act_space = spaces(discrete=False)
+    batch = random_batch(obs_space, act_space, B=4, T=16)
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        agent = Agent(tiny([f"agent.compile={compiled}", "agent.precision=float32"]), obs_space, act_space)
+        results.append([agent.train(batch, zero_carry(agent, 4))[1] for _ in range(2)])
+    for eager, compiled in zip(*results):
+        for key in eager:
+            assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-6), key
