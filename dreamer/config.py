@@ -205,6 +205,25 @@ def valid_keys(obj: Any = None, prefix: str = "") -> list[str]:
     return keys
 
 
+# Settings that may change between starts of one run without changing what it computes.
+OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every", "agent.compile")
+
+
+def resume_diff(stored: dict, config: Config) -> list[str]:
+    """`key: old → new` for every non-operational setting in which `config` differs from the
+    config a run was started with (`stored`, as in its config.json)."""
+    old, new = _flatten(stored), _flatten(json.loads(to_json(config)))
+    return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if k not in OPERATIONAL_KEYS and old.get(k) != new.get(k)]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
 def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 

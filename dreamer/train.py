@@ -36,14 +36,10 @@ import torch
 import tqdm
 
 from dreamer.agent import Agent
-from dreamer.config import Config, ConfigError, make_config, to_dict
+from dreamer.config import Config, ConfigError, make_config, resume_diff, to_dict
 from dreamer.driver import Driver, EnvError
 from dreamer.env import SIGNAL_KEYS, Env, Space, agent_keys
 from dreamer.replay import Replay
-
-# Settings that may change between starts of one run without changing what it computes.
-OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every")
-
 
 class RunDirError(RuntimeError):
     """The run directory is inconsistent; the message says what was found and what to do."""
@@ -69,12 +65,13 @@ def train(config: Config, make_env: Callable[[int], Env], run_dir: Path, meta: d
                               "restore it, or delete it to let the run finish again from its checkpoint") from exc
         print(f"{run_dir}: already done at step {summary['step']}; nothing to do", flush=True)
         return summary
-    _check_config(config)
+    check_config(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     return _Run(config, make_env, run_dir, meta).run()
 
 
-def _check_config(config: Config) -> None:
+def check_config(config: Config) -> None:
+    """Settings a run cannot start with, as a ConfigError naming them."""
     r = config.run
     if r.budget <= 0 and r.budget_episodes <= 0:
         raise ConfigError("the run has no budget: set run.budget (frames) or run.budget_episodes")
@@ -388,22 +385,10 @@ class _Run:
     def _check_same_config(self) -> None:
         path = self.dir / "config.json"
         stored = self._read(path, lambda p: json.loads(p.read_text()))["config"]
-        current = json.loads(json.dumps(to_dict(self.config)))
-        diff = [k for k in sorted(set(_flatten(stored)) | set(_flatten(current)))
-                if k not in OPERATIONAL_KEYS and _flatten(stored).get(k) != _flatten(current).get(k)]
+        diff = resume_diff(stored, self.config)
         if diff:
-            raise RunDirError(f"{path}: this run was started with a different config ({', '.join(diff)}); "
+            raise RunDirError(f"{path}: this run was started with a different config ({'; '.join(diff)}); "
                               "resume it with the same settings or use another run directory")
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def _device(name: str) -> torch.device:
@@ -475,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         factory = _load_factory(args.env)
         config = make_config([*args.set, f"run.seed={args.seed}"])
-        _check_config(config)
+        check_config(config)
     except (ValueError, ConfigError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     try:

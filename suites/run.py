@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from tabulate import tabulate
 
-from dreamer.config import Config, ConfigError, to_dict
+from dreamer.config import Config, ConfigError, resume_diff, to_dict
 from suites.base import Resources, Suite, SuiteError, run_dir
 from suites.status import (DEFAULT_RESULTS, JobRecord, SchedulerError, failure_tail, process_start,
                            states, write_record)
@@ -125,25 +125,13 @@ def _check_same_config(run: Run) -> None:
     path = run.run_dir / "config.json"
     if not path.exists():
         return
-    from dreamer.train import OPERATIONAL_KEYS
-
     try:
-        old = _flatten(json.loads(path.read_text())["config"])
-    except (ValueError, KeyError, TypeError) as e:
+        diff = resume_diff(json.loads(path.read_text())["config"], run.config)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SuiteError(f"malformed {path}: {e}") from e
-    new = _flatten(json.loads(json.dumps(to_dict(run.config))))
-    diff = [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new))
-            if k not in OPERATIONAL_KEYS and old.get(k) != new.get(k)]
     if diff:
         raise ConfigError(f"{run.run_dir} was started with another config ({'; '.join(diff[:5])}); "
                           f"use another --variant, --budget or --results, or delete that run")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
 
 
 def refresh(plan: Plan) -> None:

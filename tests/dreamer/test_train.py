@@ -267,7 +267,7 @@ def test_malformed_done_is_an_error(finished, tmp_path):
 
 def test_resuming_with_another_config_is_an_error(finished, tmp_path):
     run_dir = reopen(finished, tmp_path)
-    with pytest.raises(RunDirError, match=r"different config \(run\.train_ratio\)"):
+    with pytest.raises(RunDirError, match=r"different config \(run\.train_ratio: 8\.0 → 16\.0\)"):
         resume(run_dir, "run.train_ratio=16", "run.log_every=5")  # log_every may change
 
 

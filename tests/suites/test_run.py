@@ -100,7 +100,7 @@ def test_a_run_resumes_only_with_the_config_it_started_with(tmp_path):
     run.run_dir.mkdir(parents=True)
     (run.run_dir / "config.json").write_text(json.dumps({**run.meta, "config": to_dict(run.config)}))
     assert launcher.make_plan("bsuite", 1, tasks=["catch/0"], results=tmp_path).runs[0].state == "partial"
-    # Operational settings may change between starts (dreamer.train.OPERATIONAL_KEYS).
+    # Operational settings may change between starts (dreamer.config.OPERATIONAL_KEYS).
     launcher.make_plan("bsuite", 1, sets=["run.checkpoint_every=5"], tasks=["catch/0"], results=tmp_path)
     with pytest.raises(launcher.ConfigError, match=r"another config \(run.train_ratio: 1024.0 → 64.0\)"):
         launcher.make_plan("bsuite", 1, sets=["run.train_ratio=64"], tasks=["catch/0"], results=tmp_path)
