@@ -279,7 +279,10 @@ def _bsuite(results: Path, tmp: Path, methods) -> list[Path]:
 
 def _bsuite_runs(episodes: pd.DataFrame, colors: dict, tmp: Path) -> list[Path]:
     """Per-run scores (mean return of the last BSUITE_LAST episodes) and learning curves (the
-    same running mean over frames) of our bsuite runs, from their scores.jsonl."""
+    same running mean over frames) of our bsuite runs, from their scores.jsonl (none when no run
+    has finished an episode)."""
+    if episodes.empty:
+        return []
     n = scoring.BSUITE_LAST
     runs = scoring.last_episodes(episodes, n)
     caption = (f"bsuite, our runs: mean return of each run's last {n} training episodes "

@@ -53,7 +53,7 @@ def make_run():
     episodes=[(step, score), ...], budget=..., shortened=...)."""
     def write(results: Path, suite: str, variant: str, task: str, seed: int, episodes,
               budget: int, shortened: bool = False) -> Path:
-        run = Path(results) / suite / variant / task / f"seed{seed}"
+        run = Path(results) / suite / variant / task.replace("/", "-") / f"seed{seed}"  # as suites.base.run_dir
         run.mkdir(parents=True)
         config = {"suite": suite, "task": task, "seed": seed, "variant": variant,
                   "protocol": {}, "shortened": shortened,

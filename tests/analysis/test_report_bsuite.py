@@ -50,3 +50,18 @@ def test_bsuite_scores_come_from_bsuites_analysis(tmp_path, make_run):
     for name in ("bsuite_bar.png", "bsuite_bar.pdf", "bsuite_radar.png", "bsuite_radar.pdf"):
         assert (out / name).stat().st_size > 5_000, name
     assert "bsuite's own analysis" in (out / "bsuite_scores.md").read_text()
+
+
+def test_bsuite_report_has_our_runs_scores_and_learning_curves(tmp_path, make_run):
+    # 150 episodes of 10 frames: the first 50 lose, the last 100 alternate +1, +1, −1, ...
+    scores = [-1.0] * 50 + [1.0 if i % 3 else -1.0 for i in range(100)]
+    run = make_run(tmp_path / "runs", "bsuite", "small", "catch/0", 0,
+                   [(10 * (i + 1), s) for i, s in enumerate(scores)], budget=1500)
+    log_random_agent(run / "bsuite", "catch/0", 0)
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert report.main(["bsuite", "--results", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs.episodes.tolist() == [150] and runs.frames.tolist() == [1500]
+    assert runs.last100.tolist() == pytest.approx([(66 - 34) / 100])
+    assert (out / "learning_curves.png").stat().st_size > 5_000
