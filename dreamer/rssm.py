@@ -40,7 +40,7 @@ class RSSM(nn.Module):
         x = torch.cat([self.deter_in(h), self.stoch_in(z.flatten(1)), self.act_in(action)], -1)
         n = h.shape[0]
         # Each block sees its own slice of h plus the whole shared input.
-        x = torch.cat([h.reshape(n, G, -1), x[:, None].expand(n, G, x.shape[-1])], -1).reshape(n, -1)
+        x = torch.cat([h.to(x.dtype).reshape(n, G, -1), x[:, None].expand(n, G, x.shape[-1])], -1).reshape(n, -1)
         x = torch.nn.functional.silu(self.gru_norm(self.gru_hidden(x)))
         reset, cand, update = self.gru_gates(x).reshape(n, G, -1).chunk(3, -1)
         reset = torch.sigmoid(reset.reshape(n, -1))
