@@ -90,7 +90,13 @@ def test_killing_a_local_launch_and_rerunning_it_resumes_the_run(tmp_path):
         os.killpg(first.pid, signal.SIGKILL)  # the launcher, its job controller and the training
         first.wait()
     assert ckpt.exists() and not (run_dir(tmp_path, 0) / "DONE").exists()
-    plan = launcher.make_plan("bsuite", 1, sets=TINY, tasks=["catch/0"], budget=BUDGET, results=tmp_path)
+    # SIGKILL is asynchronous: a busy machine can take a moment to tear the processes down.
+    deadline = time.time() + 30
+    while True:
+        plan = launcher.make_plan("bsuite", 1, sets=TINY, tasks=["catch/0"], budget=BUDGET, results=tmp_path)
+        if plan.runs[0].state != "running" or time.time() > deadline:
+            break
+        time.sleep(0.5)
     assert plan.runs[0].state == "failed"  # its job was killed without a result
 
     proc = launch(tmp_path, "--wait")
