@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="comma-separated: cpu, cuda")
     p.add_argument("--precision", default="auto",
-                   help="comma-separated: float32, bfloat16, auto (bf16 on CUDA, fp32 on CPU)")
+                   help="comma-separated: float32, bfloat16, auto (bf16 where matmuls have bf16 units)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--length", type=int, default=64)
     p.add_argument("--updates", type=int, default=3, help="timed updates")
