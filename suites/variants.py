@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from suites.atari100k import PROTOCOLS as ATARI_PROTOCOLS
 from suites.base import SuiteError, unknown
 
 
@@ -35,6 +36,11 @@ VARIANTS = {v.name: v for v in (
     Variant("dmc2412", "2024-12 DMC settings: action repeat 1; size1m for dmc_proprio",
             config=("run.action_repeat=1",), per_suite={"dmc_proprio": ("size=size1m",)},
             protocol={"repeat": 1}, suites=("dmc_proprio", "dmc_vision")),
+    # The general Atari protocol (sticky actions 0.25, full action set) on the Atari 100k games.
+    Variant("atari", "Atari protocol with sticky actions 0.25 and the full action set",
+            protocol={k: v for k, v in ATARI_PROTOCOLS["atari"].items()
+                      if v != ATARI_PROTOCOLS["atari100k"][k]},
+            suites=("atari100k",)),
     # S = max(1, P95 − P5); equal percentiles make the range exactly 0, so S ≡ 1: advantages
     # reach the actor unnormalised.
     Variant("no_retnorm", "ablation: no return normalisation (return scale fixed at 1)",

@@ -73,3 +73,27 @@ def test_no_repval_zeroes_only_the_replay_value_loss_scale():
     assert config.agent.loss.repval == 0.0
     config.agent.loss.repval = base.agent.loss.repval
     assert to_dict(config) == to_dict(base)
+
+
+def test_atari_variant_plays_with_sticky_actions_and_the_full_action_set():
+    from suites.atari100k import make_env
+
+    config, protocol = resolve("atari", "atari100k", "atari_pong")
+    assert (protocol["sticky"], protocol["full_actions"]) == (0.25, True)
+    assert protocol["repeat"] == config.run.action_repeat == 4
+    full, minimal = make_env("atari_pong", 0, 0, protocol), make_env("atari_pong", 0, 0)
+    try:
+        assert (full.act_space["action"].discrete, minimal.act_space["action"].discrete) == (18, 6)
+    finally:
+        full.close()
+        minimal.close()
+
+
+def test_cpu_smoke_lowers_only_size_and_train_ratio():
+    for suite_name in ("bsuite", "dmc_proprio"):
+        suite = get_suite(suite_name)
+        smoke, _ = resolve("cpu_smoke", suite_name)
+        fixed, _ = resolve("dreamerv3", suite_name)
+        assert smoke.size == "size1m" and smoke.run.train_ratio < fixed.run.train_ratio
+        same_otherwise = suite.run_config(suite.tasks[0], 0, ["size=size1m", f"run.train_ratio={smoke.run.train_ratio}"])
+        assert to_dict(smoke) == to_dict(same_otherwise)
