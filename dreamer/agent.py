@@ -12,7 +12,7 @@ from torch import nn
 
 from dreamer.config import AgentConfig, HeadConfig
 from dreamer.distributions import (Policy, bernoulli_loss, kl_losses, symlog, twohot_bins,
-                                   twohot_loss, twohot_mean)
+                                   twohot_encode, twohot_loss, twohot_mean)
 from dreamer.env import Space, agent_keys
 from dreamer.nets import MLP, ConvDecoder, ConvEncoder, Linear
 from dreamer.optim import LaProp
@@ -212,6 +212,13 @@ class Agent:
         a = self.cfg.actor
         return Policy(out, self.discrete, a.minstd, a.maxstd)
 
+    def _critic_loss(self, logits: torch.Tensor, ret: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
+        """(..., bins) logits → (...) two-hot cross-entropy towards the return plus slow_reg × that
+        towards the slow critic's mean (SPEC §3); the loss is linear in the target, so both share
+        one log-softmax."""
+        target = twohot_encode(ret, self.bins) + self.cfg.critic.slow_reg * twohot_encode(slow, self.bins)
+        return -(target * torch.log_softmax(logits.float(), -1)).sum(-1)
+
     def _onehot_stoch(self, stoch: torch.Tensor) -> torch.Tensor:
         return F.one_hot(stoch.long(), self.cfg.rssm.classes).float()
 
@@ -312,8 +319,7 @@ class Agent:
         ent = dist.entropy()
         actor = -weight * (dist.log_prob(taken) * adv + cfg.actor.entropy * ent)
         vlogits = vlogits[:, :-1]
-        reg = cfg.critic.slow_reg
-        value = weight * (twohot_loss(vlogits, ret, self.bins) + reg * twohot_loss(vlogits, islow, self.bins))
+        value = weight * self._critic_loss(vlogits, ret, islow)
 
         # Replay value: λ-returns on the real sequence, bootstrapped with the imagination return
         # of the trajectory that started at each step; its gradient reaches the world model.
@@ -322,8 +328,7 @@ class Agent:
             rslow = twohot_mean(self.slow_critic(feat), self.bins)
             rret = lambda_return(reward, (1.0 - term) * self.gamma, boot, cfg.lam, last)
         rlogits = m["critic"](feat)[:, :-1]
-        repval = (1.0 - last[:, :-1]) * (twohot_loss(rlogits, rret, self.bins)
-                                         + reg * twohot_loss(rlogits, rslow[:, :-1], self.bins))
+        repval = (1.0 - last[:, :-1]) * self._critic_loss(rlogits, rret, rslow[:, :-1])
 
         losses = {
             "rec": scales.rec * rec.mean(), "rew": scales.rew * rew.mean(),
