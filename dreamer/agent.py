@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamer.config import AgentConfig, HeadConfig
-from dreamer.distributions import (Policy, bernoulli_loss, kl_losses, symlog, twohot_bins,
-                                   twohot_encode, twohot_loss, twohot_mean)
+from dreamer.distributions import (Policy, bernoulli_loss, kl_losses, symlog, twohot_bins, twohot_mean,
+                                   twohot_nll)
 from dreamer.env import Space, agent_keys
 from dreamer.nets import MLP, ConvDecoder, ConvEncoder, Linear
 from dreamer.optim import LaProp
@@ -214,10 +214,9 @@ class Agent:
 
     def _critic_loss(self, logits: torch.Tensor, ret: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
         """(..., bins) logits → (...) two-hot cross-entropy towards the return plus slow_reg × that
-        towards the slow critic's mean (SPEC §3); the loss is linear in the target, so both share
-        one log-softmax."""
-        target = twohot_encode(ret, self.bins) + self.cfg.critic.slow_reg * twohot_encode(slow, self.bins)
-        return -(target * torch.log_softmax(logits.float(), -1)).sum(-1)
+        towards the slow critic's mean (SPEC §3), sharing one log-softmax."""
+        logp = torch.log_softmax(logits.float(), -1)
+        return twohot_nll(logp, ret, self.bins) + self.cfg.critic.slow_reg * twohot_nll(logp, slow, self.bins)
 
     def _onehot_stoch(self, stoch: torch.Tensor) -> torch.Tensor:
         return F.one_hot(stoch.long(), self.cfg.rssm.classes).float()
@@ -292,7 +291,7 @@ class Agent:
         dyn, rep = kl_losses(post, prior, cfg.rssm.free_nats)
         flat = feat.flatten(0, 1)
         rec = m["dec"](flat, obs).reshape(B, T)
-        rew = twohot_loss(m["reward"](feat), reward, self.bins)
+        rew = twohot_nll(torch.log_softmax(m["reward"](feat).float(), -1), reward, self.bins)
         con = bernoulli_loss(m["cont"](feat)[..., 0], (1.0 - term) * self.gamma)
 
         # Imagination from every replayed posterior state, starts gradient-stopped. The actor's

@@ -23,36 +23,36 @@ def twohot_bins(n: int = 255, device=None) -> torch.Tensor:
     return symexp(x).to(device=device, dtype=torch.float32)
 
 
-def twohot_encode(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """(...) values → (..., n) weights on the two neighbouring bins, interpolated in raw space."""
-    x = x.float()
+def twohot_neighbours(x: torch.Tensor, bins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(...) values → the two-hot target as its two neighbouring bins: indices (..., 2) int64 and
+    weights (..., 2), interpolated in raw space; beyond the ends all weight is on the end bin.
+    (Indices instead of a dense (..., n) target: the loss is then two gathers per value.)"""
+    x = x.float().contiguous()
     n = bins.shape[0]
-    below = ((bins <= x[..., None]).sum(-1) - 1).clamp(0, n - 1)
-    above = (n - (bins > x[..., None]).sum(-1)).clamp(0, n - 1)
+    count = torch.searchsorted(bins, x, right=True)  # bins ≤ x
+    below, above = (count - 1).clamp(0, n - 1), count.clamp(max=n - 1)
     equal = below == above
     to_below = torch.where(equal, 1.0, (bins[below] - x).abs())
     to_above = torch.where(equal, 1.0, (bins[above] - x).abs())
     total = to_below + to_above
-    return (F.one_hot(below, n) * (to_above / total)[..., None]
-            + F.one_hot(above, n) * (to_below / total)[..., None])
+    return torch.stack([below, above], -1), torch.stack([to_above / total, to_below / total], -1)
 
 
 def twohot_mean(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """(..., n) logits → (...) expected value Σ p·bins.
+    """(..., n) logits → (...) expected value Σ p·bins, n odd.
 
-    Summed from both ends towards the centre so that uniform probabilities (a zero-initialised
-    head) give exactly 0: each negative bin's term meets its positive twin before rounding.
+    Each positive bin's probability meets its negative twin's before the product (the bins are
+    exactly antisymmetric), so uniform probabilities (a zero-initialised head) give exactly 0.
     """
     probs = torch.softmax(logits.float(), -1)
     m = (bins.shape[0] - 1) // 2
-    neg = (probs[..., :m] * bins[:m]).flip(-1)
-    pos = probs[..., m + 1:] * bins[m + 1:]
-    return (neg + pos).sum(-1) + probs[..., m] * bins[m]
+    return (probs[..., m + 1:] - probs[..., :m].flip(-1)) @ bins[m + 1:] + probs[..., m] * bins[m]
 
 
-def twohot_loss(logits: torch.Tensor, target: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """(..., n) logits, (...) raw targets → (...) cross-entropy to the two-hot target."""
-    return -(twohot_encode(target, bins) * torch.log_softmax(logits.float(), -1)).sum(-1)
+def twohot_nll(logp: torch.Tensor, target: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """(..., n) log-probabilities, (...) raw targets → (...) cross-entropy to the two-hot target."""
+    index, weight = twohot_neighbours(target, bins)
+    return -(weight * logp.gather(-1, index)).sum(-1)
 
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:

@@ -25,25 +25,60 @@ def test_bins_symmetric_with_zero_at_centre():
     assert bins[-1].item() == pytest.approx(math.exp(20) - 1, rel=1e-6)
 
 
+def dense_twohot(x, bins):
+    """The plain two-hot target (..., n), by comparisons against every bin: the reference the
+    two-gather form is checked against."""
+    n = bins.shape[0]
+    below = ((bins <= x[..., None]).sum(-1) - 1).clamp(0, n - 1)
+    above = (n - (bins > x[..., None]).sum(-1)).clamp(0, n - 1)
+    equal = below == above
+    to_below = torch.where(equal, 1.0, (bins[below] - x).abs())
+    to_above = torch.where(equal, 1.0, (bins[above] - x).abs())
+    total = to_below + to_above
+    return (torch.nn.functional.one_hot(below, n) * (to_above / total)[..., None]
+            + torch.nn.functional.one_hot(above, n) * (to_below / total)[..., None])
+
+
 def test_twohot_round_trip_and_weights():
     bins = D.twohot_bins(255)
     x = torch.cat([-torch.logspace(-3, 6, 500), torch.zeros(1), torch.logspace(-3, 6, 500)])
-    enc = D.twohot_encode(x, bins)
+    enc = dense_twohot(x, bins)
     assert torch.allclose(enc.sum(-1), torch.ones_like(x))
     assert ((enc > 0).sum(-1) <= 2).all()
     dec = (enc.double() * bins.double()).sum(-1).float()
     assert torch.allclose(dec, x, rtol=1e-5, atol=1e-7)
     # Hand case: halfway between two bins puts 0.5 on each.
     mid = (bins[130] + bins[131]) / 2
-    w = D.twohot_encode(mid[None], bins)[0]
+    w = dense_twohot(mid[None], bins)[0]
     assert w[130].item() == pytest.approx(0.5) and w[131].item() == pytest.approx(0.5)
+    index, weight = D.twohot_neighbours(mid[None], bins)
+    assert index[0].tolist() == [130, 131] and weight[0].tolist() == pytest.approx([0.5, 0.5])
+
+
+def test_twohot_nll_equals_dense_cross_entropy():
+    # Values on bins, between bins, beyond both ends and at zero, in a (B, T)-shaped batch.
+    torch.manual_seed(0)
+    bins = D.twohot_bins(255)
+    x = torch.cat([torch.randn(40) * 10.0 ** torch.randint(-3, 7, (40,)), bins[[0, 5, 127, 200, 254]],
+                   torch.tensor([0.0, -1e10, 1e10, 3.0e8])]).reshape(7, 7)
+    logp = torch.log_softmax(torch.randn(7, 7, 255), -1)
+    plain = -(dense_twohot(x, bins) * logp).sum(-1)
+    assert torch.allclose(D.twohot_nll(logp, x, bins), plain, rtol=1e-6, atol=1e-6)
 
 
 def test_twohot_mean_of_logits_recovers_encoded_value():
     bins = D.twohot_bins(255)
     x = torch.tensor([-1234.5, -1.0, 0.3, 17.0, 9.9e5])
-    logits = torch.log(D.twohot_encode(x, bins).clamp(min=1e-30))
+    logits = torch.log(dense_twohot(x, bins).clamp(min=1e-30))
     assert torch.allclose(D.twohot_mean(logits, bins), x, rtol=1e-5)
+
+
+def test_twohot_mean_equals_plain_expectation():
+    torch.manual_seed(0)
+    bins = D.twohot_bins(255)
+    logits = torch.randn(6, 10, 255) * 3
+    plain = (torch.softmax(logits.double(), -1) * bins.double()).sum(-1)
+    assert torch.allclose(D.twohot_mean(logits, bins).double(), plain, rtol=1e-5, atol=1e-5)
 
 
 def test_zero_initialised_head_predicts_exactly_zero():
