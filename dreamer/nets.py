@@ -33,10 +33,9 @@ class Linear(nn.Linear):
 
 
 class BlockLinear(nn.Module):
-    """Block-diagonal linear: the input's G equal slices each map to one output slice.
-
-    (..., G·I) → (..., G·O) with a weight (G, I, O).
-    """
+    """Block-diagonal linear on block-major inputs: (G, N, I) → (G, N, O), block g mapping its
+    input slice with weight[g] (I, O) and adding bias[g·O:(g+1)·O]. Keeping the blocks leading
+    makes the whole layer one batched matmul with no transposes around it."""
 
     def __init__(self, inp: int, out: int, blocks: int):
         super().__init__()
@@ -47,10 +46,8 @@ class BlockLinear(nn.Module):
         init_(self.weight, inp // blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        x = x.reshape(-1, self.blocks, x.shape[-1] // self.blocks)  # (N, G, I)
-        x = torch.einsum("ngi,gio->ngo", x, self.weight.to(x.dtype))
-        return x.reshape(*lead, -1) + self.bias.to(x.dtype)
+        bias = self.bias.to(x.dtype).reshape(self.blocks, 1, -1)
+        return torch.baddbmm(bias, x, self.weight.to(x.dtype))
 
 
 class RMSNorm(nn.Module):
@@ -63,10 +60,17 @@ class RMSNorm(nn.Module):
         self.axis = channel_axis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.scale if self.axis == -1 else self.scale[:, None, None]
+        return self._norm(x, self.axis, scale)
+
+    def blockwise(self, x: torch.Tensor) -> torch.Tensor:
+        """Block-major (G, N, dim/G) → the same layout, each row normalised over all its dim values."""
+        return self._norm(x, (0, 2), self.scale.reshape(x.shape[0], 1, -1))
+
+    def _norm(self, x: torch.Tensor, axis, scale: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         x = x.float()
-        x = x * torch.rsqrt(x.square().mean(self.axis, keepdim=True) + self.eps)
-        scale = self.scale if self.axis == -1 else self.scale[:, None, None]
+        x = x * torch.rsqrt(x.square().mean(axis, keepdim=True) + self.eps)
         return (x * scale).to(dtype)
 
 

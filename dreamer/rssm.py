@@ -35,18 +35,20 @@ class RSSM(nn.Module):
 
     def core(self, h: torch.Tensor, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """(N, D), (N, S, K), (N, A) → next deter (N, D)."""
-        G = self.cfg.blocks
+        G, n = self.cfg.blocks, h.shape[0]
         action = action / action.abs().clamp(min=1.0).detach()
         x = torch.cat([self.deter_in(h), self.stoch_in(z.flatten(1)), self.act_in(action)], -1)
-        n = h.shape[0]
-        # Each block sees its own slice of h plus the whole shared input.
-        x = torch.cat([h.to(x.dtype).reshape(n, G, -1), x[:, None].expand(n, G, x.shape[-1])], -1).reshape(n, -1)
-        x = torch.nn.functional.silu(self.gru_norm(self.gru_hidden(x)))
-        reset, cand, update = self.gru_gates(x).reshape(n, G, -1).chunk(3, -1)
-        reset = torch.sigmoid(reset.reshape(n, -1))
-        cand = torch.tanh(reset * cand.reshape(n, -1))
-        update = torch.sigmoid(update.reshape(n, -1) - 1.0)
-        return (update * cand + (1.0 - update) * h).to(h.dtype)
+        # Block-major (G, N, ·) from here: each block sees its own slice of h plus the whole
+        # shared input, and both block-diagonal layers are single batched matmuls.
+        hb = h.reshape(n, G, -1).transpose(0, 1)
+        x = torch.cat([hb.to(x.dtype), x.expand(G, n, x.shape[-1])], -1)
+        x = torch.nn.functional.silu(self.gru_norm.blockwise(self.gru_hidden(x)))
+        reset, cand, update = self.gru_gates(x).chunk(3, -1)
+        reset = torch.sigmoid(reset)
+        cand = torch.tanh(reset * cand)
+        update = torch.sigmoid(update - 1.0)
+        out = update * cand + (1.0 - update) * hb
+        return out.transpose(0, 1).reshape(n, -1).to(h.dtype)
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(..., S·K) logits → (..., S, K) unimix probabilities."""

@@ -11,8 +11,10 @@ def test_block_linear_equals_a_block_diagonal_dense_layer():
     with torch.no_grad():
         layer.bias.normal_()
     dense = torch.block_diag(*layer.weight)  # (12, 6): block g maps inputs 4g..4g+3 to outputs 2g, 2g+1
-    x = torch.randn(5, 7, 12)
-    assert torch.allclose(layer(x), x @ dense + layer.bias, atol=1e-6)
+    x = torch.randn(5, 12)
+    blocks = x.reshape(5, 3, 4).transpose(0, 1)  # block-major (G, N, I)
+    out = layer(blocks).transpose(0, 1).reshape(5, 6)
+    assert torch.allclose(out, x @ dense + layer.bias, atol=1e-6)
 
 
 def test_init_truncated_normal_has_fan_in_std_and_output_scales():
