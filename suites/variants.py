@@ -48,8 +48,8 @@ VARIANTS = {v.name: v for v in (
     # Issue 7's CPU learning check: the fixed config with only the size and the train ratio
     # lowered, so catch learns within 20K frames in 30 minutes and cartpole_balance in 90 on 2 cores.
     Variant("cpu_smoke", "CPU learning check: size1m and a low train ratio, nothing else changed",
-            per_suite={"bsuite": ("size=size1m", "run.train_ratio=128"),
-                       "dmc_proprio": ("size=size1m", "run.train_ratio=128")},
+            per_suite={"bsuite": ("size=size1m", "run.train_ratio=256", "agent.compile=true"),
+                       "dmc_proprio": ("size=size1m", "run.train_ratio=256", "agent.compile=true")},
             suites=("bsuite", "dmc_proprio")),
     Variant("no_repval", "ablation: no replay-value loss (scale 0 instead of 0.3)",
             config=("agent.loss.repval=0",)),
