@@ -46,7 +46,8 @@ VARIANTS = {v.name: v for v in (
     Variant("no_retnorm", "ablation: no return normalisation (return scale fixed at 1)",
             config=("agent.retnorm.perclo=50", "agent.retnorm.perchi=50")),
     # Issue 7's CPU learning check: the fixed config with only the size and the train ratio
-    # lowered, so catch learns within 20K frames in 30 minutes and cartpole_balance in 90 on 2 cores.
+    # lowered, sized for 20K catch frames in about 35 minutes and 80K cartpole_balance frames in
+    # about 70 on 2 cores (neither learns in that time yet: README "Does it learn?").
     Variant("cpu_smoke", "CPU learning check: size1m and a low train ratio, nothing else changed",
             per_suite={"bsuite": ("size=size1m", "run.train_ratio=256", "agent.compile=true"),
                        "dmc_proprio": ("size=size1m", "run.train_ratio=256", "agent.compile=true")},
