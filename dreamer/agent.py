@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamer.config import AgentConfig, HeadConfig
-from dreamer.distributions import (Policy, bernoulli_loss, kl_losses, symlog, twohot_bins, twohot_mean,
-                                   twohot_nll)
+from dreamer.distributions import (Policy, bernoulli_loss, categorical_kl, kl_losses, symlog, twohot_bins,
+                                   twohot_mean, twohot_nll)
 from dreamer.env import Space, agent_keys
 from dreamer.nets import MLP, ConvDecoder, ConvEncoder, Linear
 from dreamer.optim import LaProp
@@ -92,15 +92,25 @@ class Decoder(nn.Module):
             dims = sum(_vector_dim(spaces[k]) for k in self.vector_keys)
             self.mlp = Head(feat, dims, cfg.layers, cfg.units, 1.0)
 
-    def forward(self, feat: torch.Tensor, obs: dict) -> torch.Tensor:
-        loss = torch.zeros(feat.shape[0], device=feat.device)
+    def forward(self, feat: torch.Tensor, obs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Returns the loss (N,) and, for vector observations, the mean squared error of the
+        entries whose target is non-zero and of those that are zero: on sparse observations
+        (catch's board) the zero entries dominate the loss, and an object the world model has not
+        yet learned shows up only in the non-zero error."""
+        loss, stats = torch.zeros(feat.shape[0], device=feat.device), {}
         if self.image_keys:
             target = torch.cat([obs[k] for k in self.image_keys], -1).float() / 255.0
             loss = loss + (self.cnn(feat) - target).square().sum((1, 2, 3))
         if self.vector_keys:
             target = symlog(_vectors(obs, self.vector_keys, self.spaces))
-            loss = loss + (self.mlp(feat).float() - target).square().sum(-1)
-        return loss
+            err = (self.mlp(feat).float() - target).square()
+            loss = loss + err.sum(-1)
+            with torch.no_grad():
+                nonzero = target != 0
+                for name, mask in (("rec/nonzero", nonzero), ("rec/zero", ~nonzero)):
+                    if mask.any():
+                        stats[name] = err[mask].mean()
+        return loss, stats
 
 
 def lambda_return(reward, cont, boot, lam, last=None):
@@ -289,8 +299,10 @@ class Agent:
         prior = m["rssm"].prior(hs)
         feat = torch.cat([hs, zs.flatten(2)], -1)
         dyn, rep = kl_losses(post, prior, cfg.rssm.free_nats)
+        first = data["is_first"][:, 1:].bool()
         flat = feat.flatten(0, 1)
-        rec = m["dec"](flat, obs).reshape(B, T)
+        rec, rec_stats = m["dec"](flat, obs)
+        rec = rec.reshape(B, T)
         rew = twohot_nll(torch.log_softmax(m["reward"](feat).float(), -1), reward, self.bins)
         con = bernoulli_loss(m["cont"](feat)[..., 0], (1.0 - term) * self.gamma)
 
@@ -338,8 +350,13 @@ class Agent:
         metrics = {
             "actor/entropy": ent.mean().detach(), "ret/scale": scale, "ret/mean": ret.mean(),
             "adv/std": adv.std(), "imag/reward": irew.mean(), "imag/cont": icon.mean(),
-            "value/mean": ival.mean(),
+            "value/mean": ival.mean(), **rec_stats,
         }
+        if first.any():
+            # On first steps the prior knows nothing of the observation: a KL under the free
+            # nats there means the posterior does not encode what is new in the first frame.
+            with torch.no_grad():
+                metrics["kl/first"] = categorical_kl(post[first].float(), prior[first].float()).mean()
         latents = {"deter": hs.detach().float(), "stoch": zs.detach().argmax(-1)}
         return losses, metrics, latents
 

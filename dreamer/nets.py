@@ -35,7 +35,8 @@ class Linear(nn.Linear):
 class BlockLinear(nn.Module):
     """Block-diagonal linear on block-major inputs: (G, N, I) → (G, N, O), block g mapping its
     input slice with weight[g] (I, O) and adding bias[g·O:(g+1)·O]. Keeping the blocks leading
-    makes the whole layer one batched matmul with no transposes around it."""
+    makes the whole layer one batched matmul with no transposes around it. The init's fan-in is the
+    whole input width I, not one block's I/G, as the reference's initialiser counts it."""
 
     def __init__(self, inp: int, out: int, blocks: int):
         super().__init__()
@@ -43,7 +44,7 @@ class BlockLinear(nn.Module):
         self.blocks = blocks
         self.weight = nn.Parameter(torch.empty(blocks, inp // blocks, out // blocks))
         self.bias = nn.Parameter(torch.zeros(out))
-        init_(self.weight, inp // blocks)
+        init_(self.weight, inp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias.to(x.dtype).reshape(self.blocks, 1, -1)

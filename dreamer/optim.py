@@ -1,6 +1,8 @@
 """The single optimizer of SPEC §1: adaptive gradient clipping per tensor, then RMS normalisation
-(β2, ε, bias-corrected), then momentum on the normalised update (β1, bias-corrected) — LaProp's
-order, not Adam's — with a linear learning-rate warm-up and no weight decay."""
+(β2, bias-corrected, ε added after the square root), then momentum on the normalised update (β1,
+bias-corrected) — LaProp's order, not Adam's — with a linear learning-rate warm-up and no weight
+decay. As in the reference, the warm-up is evaluated at the count *before* the update: the first
+update has learning rate 0 and the full rate is reached at update warmup + 1."""
 from __future__ import annotations
 
 import torch
@@ -39,10 +41,10 @@ class LaProp(torch.optim.Optimizer):
             nus = [self.state[p]["nu"] for p in params]
             moms = [self.state[p]["mom"] for p in params]
             torch._foreach_lerp_(nus, torch._foreach_mul(grads, grads), 1.0 - b2)
-            denom = torch._foreach_add(torch._foreach_div(nus, 1.0 - b2**step), group["eps"])
-            torch._foreach_sqrt_(denom)
+            denom = torch._foreach_sqrt(torch._foreach_div(nus, 1.0 - b2**step))
+            torch._foreach_add_(denom, group["eps"])
             torch._foreach_lerp_(moms, torch._foreach_div(grads, denom), 1.0 - b1)
-            lr = group["lr"] * min(1.0, step / group["warmup"]) if group["warmup"] else group["lr"]
+            lr = group["lr"] * min(1.0, (step - 1) / group["warmup"]) if group["warmup"] else group["lr"]
             torch._foreach_add_(params, torch._foreach_mul(moms, -lr / (1.0 - b1**step)))
             for p in params:
                 self.state[p]["step"] = step

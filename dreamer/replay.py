@@ -67,8 +67,18 @@ class Replay:
         return sum(s.windows(self.length) for s in self.streams.values())
 
     def add(self, stream: int, step: dict[str, np.ndarray]) -> None:
-        """Append one step (a value per data and latent key, unbatched) to `stream`."""
+        """Append one step (a value per data and latent key, unbatched) to `stream`.
+
+        A step with `is_first` whose predecessor in the stream did not end its episode (an
+        environment rebuilt on resume abandons its episode in flight) turns that predecessor into
+        the episode's last step: `is_last` set and its action, never executed, zeroed."""
         s = self.streams.setdefault(stream, _Stream())
+        if s.end > s.start and "is_last" in self.spaces and step["is_first"]:
+            chunk, off = divmod(s.end - 1, self.chunk)
+            prev = s.chunks[chunk]
+            if not prev["is_last"][off]:
+                prev["is_last"][off] = True
+                prev["action"][off] = 0
         self._write(s, s.end, {**step, _ORDER: self.added})
         s.end += 1
         self.added += 1

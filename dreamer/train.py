@@ -228,6 +228,9 @@ class _Run:
         deter = self.state["deter"].float().cpu().numpy()
         stoch = self.state["stoch"].cpu().numpy()
         frames = (self.counters["agent_steps"] + cfg.envs) * cfg.action_repeat
+        # The action chosen on a last step is never executed (the next step resets): stored as
+        # zeros, as the reference does.
+        self.action["action"][obs["is_last"]] = 0
         for i in range(cfg.envs):
             step = {k: obs[k][i] for k in self.replay.data_keys if k != "action"}
             self.replay.add(i, {**step, "action": self.action["action"][i], "deter": deter[i], "stoch": stoch[i]})

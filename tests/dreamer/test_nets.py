@@ -43,3 +43,14 @@ def test_cnn_shapes_and_decoder_range():
     dec = ConvDecoder(10, 3, 64, depth=4, mults=(2, 3, 4, 4), kernel=5)
     out = dec(torch.randn(2, 10))
     assert out.shape == (2, 64, 64, 3) and out.min() >= 0 and out.max() <= 1
+
+
+def test_block_linear_init_uses_the_whole_input_width_as_fan_in():
+    """A 512 → 1536 layer of 8 blocks: weight std 1/√512 (the reference's fan-in counts all 512
+    inputs), not 1/√64 (one block's inputs), so each output's pre-activation has the variance of
+    its 64 inputs' mean square times 64/512."""
+    torch.manual_seed(0)
+    layer = BlockLinear(512, 1536, blocks=8)
+    assert abs(layer.weight.std().item() * math.sqrt(512) - 1.0) < 0.02
+    x = torch.randn(8, 4096, 64)  # block-major unit-variance inputs
+    assert abs(layer(x).std().item() - math.sqrt(64 / 512)) < 0.01

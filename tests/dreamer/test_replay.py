@@ -129,3 +129,22 @@ def test_sampling_before_any_full_window_fails_clearly():
     assert replay.windows() == 0
     with pytest.raises(ValueError, match="no window of 5 steps"):
         replay.sample(1)
+
+
+def test_an_abandoned_episode_ends_with_is_last_and_a_zero_action():
+    """Stream 0: an episode of 4 steps cut off without is_last (its environment rebuilt), then a
+    new one. The cut episode's final step must be sampled as its last, with its action zeroed;
+    an episode that ended properly keeps its last step as it was written."""
+    replay = Replay({"is_first": Space((), "bool"), "is_last": Space((), "bool"), "action": Space((2,), "float32")},
+                    {"deter": Space((1,), "float32")}, 100, 8, False, 0)
+
+    def add(first, last):
+        replay.add(0, {"is_first": first, "is_last": last, "action": np.ones(2, np.float32), "deter": np.zeros(1)})
+
+    for i in range(4):
+        add(i == 0, False)  # abandoned: its last step has no is_last
+    for i in range(4):
+        add(i == 0, i == 3)  # a complete episode
+    data, _, _ = replay.sample(1)
+    np.testing.assert_array_equal(data["is_last"][0], [0, 0, 0, 1, 0, 0, 0, 1])
+    np.testing.assert_array_equal(data["action"][0, :, 0], [1, 1, 1, 0, 1, 1, 1, 1])
