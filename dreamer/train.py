@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True, type=Path,
                         help="run directory (created, or resumed if it holds a checkpoint)")
     parser.add_argument("--env", required=True, metavar="MODULE:FUNCTION",
-                        help="environment factory, called as FUNCTION(task, index, seed=seed)")
+                        help="environment factory, called as FUNCTION(task, index, seed=seed, "
+                             "repeat=run.action_repeat)")
     parser.add_argument("--task", required=True, help="task name passed to the factory")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -467,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConfigError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     try:
-        train(config, functools.partial(factory, args.task, seed=args.seed), args.run_dir,
+        train(config, functools.partial(factory, args.task, seed=args.seed, repeat=config.run.action_repeat),
+              args.run_dir,
               {"task": args.task, "seed": args.seed})
     except EnvError as exc:
         # A ValueError from the factory is a bad name (task, protocol): a usage error.

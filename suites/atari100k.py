@@ -19,13 +19,15 @@ GAMES = (
 )
 TASKS = tuple(f"atari_{game}" for game in GAMES)
 
-# `repeat` frames per agent step, the observation is the max over the last `pool` of them;
+# REPEAT frames per agent step (the suite's run.action_repeat, which drives the environment), the
+# observation is the max over the last `pool` of them;
 # `noops` is the largest number of random no-op frames at reset; `life_done` ends the episode
 # (terminal) on a life loss; `max_frames` caps an episode in emulator frames (is_last only).
 # The last three knobs are facts of the protocol that this adapter does not vary.
+REPEAT = 4
 PROTOCOLS = {
     "atari100k": {
-        "repeat": 4, "pool": 2, "sticky": 0.0, "full_actions": False, "noops": 30,
+        "pool": 2, "sticky": 0.0, "full_actions": False, "noops": 30,
         "life_done": False, "max_frames": 108_000, "size": (64, 64),
         "resize": "cv2.INTER_AREA", "colour": "rgb", "clip_rewards": False,
     },
@@ -45,12 +47,12 @@ def pool_and_resize(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarr
 class Atari:
     """One Atari game as an `Env` (dreamer/env.py), seeded once at construction."""
 
-    def __init__(self, game: str, seed: int, protocol: dict):
+    def __init__(self, game: str, seed: int, protocol: dict, repeat: int):
         import ale_py
         import gymnasium as gym
 
         gym.register_envs(ale_py)
-        self._p = protocol
+        self._p, self._repeat = protocol, repeat
         self._env = gym.make(
             f"ALE/{ale_py.registration.rom_id_to_name(game)}-v5", frameskip=1,
             repeat_action_probability=protocol["sticky"],
@@ -78,7 +80,7 @@ class Atari:
         if self._done:
             return self._reset()
         reward, terminal, truncated, frames = 0.0, False, False, []
-        for _ in range(self._p["repeat"]):
+        for _ in range(self._repeat):
             frame, r, terminal, truncated, info = self._env.step(int(action["action"]))
             reward += r
             frames = (frames + [frame])[-self._p["pool"]:]
@@ -112,14 +114,15 @@ class Atari:
 
 
 def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
-             logdir: str | None = None) -> Atari:
-    """Environment `index` of a run of `task` (e.g. "atari_pong"), seeded seed·1000 + index."""
+             logdir: str | None = None, *, repeat: int = REPEAT) -> Atari:
+    """Environment `index` of a run of `task` (e.g. "atari_pong"), seeded seed·1000 + index,
+    stepping `repeat` frames per agent step (the run's run.action_repeat)."""
     suite = SUITES["atari100k"]
     protocol = suite.check_protocol(protocol or {})
     for key in _FIXED:
         if protocol[key] != suite.protocol[key]:
             raise SuiteError(f"atari protocol knob {key!r} is fixed to {suite.protocol[key]!r}")
-    return Atari(suite.check_task(task).removeprefix("atari_"), seed * 1000 + index, protocol)
+    return Atari(suite.check_task(task).removeprefix("atari_"), seed * 1000 + index, protocol, repeat)
 
 
 SUITES = {
@@ -128,7 +131,7 @@ SUITES = {
         tasks=TASKS,
         budget=440_000,  # runs go to 110K agent steps; the score is read at 400K frames
         config=("size=size200m", "run.train_ratio=256", "run.envs=1",
-                f"run.action_repeat={PROTOCOLS['atari100k']['repeat']}"),
+                f"run.action_repeat={REPEAT}"),
         protocol=PROTOCOLS["atari100k"],
         scoring=ScoringRule(
             "mean return of training episodes ending in [390K, 400K] frames, "

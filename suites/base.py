@@ -101,6 +101,13 @@ class Suite:
         return config
 
 
+def check_no_repeat(suite: str, repeat: int) -> None:
+    """Suites whose environments step one frame per agent step accept only run.action_repeat=1."""
+    if repeat != 1:
+        raise SuiteError(f"{suite} environments step one frame per agent step: run.action_repeat must be 1, "
+                         f"got {repeat}")
+
+
 def run_dir(results: Path | str, suite: str, variant: str, task: str, seed: int) -> Path:
     """DESIGN run directory: results/{suite}/{variant}/{task}/seed{N}; '/' in task ids becomes '-'."""
     return Path(results) / suite / variant / task.replace("/", "-") / f"seed{seed}"

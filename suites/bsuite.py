@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamer.env import Space, signal_spaces
-from suites.base import Resources, ScoringRule, Suite, SuiteError
+from suites.base import Resources, ScoringRule, Suite, SuiteError, check_no_repeat
 
 # experiment: (number of settings, episodes per id, bsuite tags) as in bsuite.sweep (0.3.6).
 EXPERIMENTS = {
@@ -100,9 +100,10 @@ class BSuite:
 
 
 def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
-             logdir: str | None = None) -> BSuite:
+             logdir: str | None = None, *, repeat: int = 1) -> BSuite:
     """Environment `index` of a run of bsuite id `task`; logs bsuite's CSV into `logdir`."""
     suite = SUITES["bsuite"]
+    check_no_repeat("bsuite", repeat)
     suite.check_protocol(protocol or {})
     experiment, setting = suite.check_task(task).split("/")
     from bsuite import bsuite, sweep

@@ -26,10 +26,13 @@ VISION_TASKS = tuple(sorted((*PROPRIO_TASKS, "dmc_quadruped_run", "dmc_quadruped
 # Camera 0 shows the quadruped from too far away to see its legs; the reference uses camera 2.
 CAMERAS = {"quadruped": 2}
 
-# `repeat`: frames per agent step (the 2024-12 code line uses 1); `size`: image height, width.
+# Frames per agent step, the suites' default for run.action_repeat (the 2024-12 code line uses 1).
+# The run's config drives the environment's repeat, so logged frames are frames stepped.
+REPEAT = 2
+# `size`: image height, width.
 PROTOCOLS = {
-    "dmc_proprio": {"repeat": 2},
-    "dmc_vision": {"repeat": 2, "size": (64, 64)},
+    "dmc_proprio": {},
+    "dmc_vision": {"size": (64, 64)},
 }
 
 
@@ -100,8 +103,9 @@ class DMC:
 
 
 def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
-             logdir: str | None = None, *, suite: str = "dmc_proprio") -> DMC:
-    """Environment `index` of a `suite` run of `task`, seeded seed·1000 + index."""
+             logdir: str | None = None, *, repeat: int = REPEAT, suite: str = "dmc_proprio") -> DMC:
+    """Environment `index` of a `suite` run of `task`, seeded seed·1000 + index, stepping `repeat`
+    frames per agent step (the run's run.action_repeat)."""
     definition = SUITES[suite]
     protocol = definition.check_protocol(protocol or {})
     domain, name = split_task(definition.check_task(task))
@@ -111,8 +115,8 @@ def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
 
     env = dmc_suite.load(domain, name, task_kwargs={"random": seed * 1000 + index})
     if suite == "dmc_proprio":
-        return DMC(env, protocol["repeat"])
-    return DMC(env, protocol["repeat"], CAMERAS.get(domain, 0), protocol["size"])
+        return DMC(env, repeat)
+    return DMC(env, repeat, CAMERAS.get(domain, 0), protocol["size"])
 
 
 def _suite(name: str, tasks: tuple[str, ...], budget: int, hours: float) -> Suite:
@@ -121,7 +125,7 @@ def _suite(name: str, tasks: tuple[str, ...], budget: int, hours: float) -> Suit
         tasks=tasks,
         budget=budget,
         config=("size=size12m", "run.train_ratio=512", "run.envs=4",
-                f"run.action_repeat={PROTOCOLS[name]['repeat']}"),
+                f"run.action_repeat={REPEAT}"),
         protocol=PROTOCOLS[name],
         scoring=ScoringRule(
             "mean return of episodes ending in the last 10% of the budget, divided by 1000",

@@ -55,7 +55,8 @@ class RunJob(submitit.helpers.Checkpointable):
         torch.set_num_threads(job_threads(self.threads))
         m = self.meta
         make_env = functools.partial(get_suite(m["suite"]).make_env, m["task"], seed=m["seed"],
-                                     protocol=m["protocol"], logdir=str(run_dir))
+                                     protocol=m["protocol"], logdir=str(run_dir),
+                                     repeat=self.config["run"]["action_repeat"])
         return train(from_dict(self.config), make_env, run_dir, m)
 
 

@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from dreamer.env import Space, signal_spaces
-from suites.base import Resources, ScoringRule, Suite, SuiteError
+from suites.base import Resources, ScoringRule, Suite, SuiteError, check_no_repeat
 
 TASKS = ("minecraft_diamond",)
 
@@ -282,9 +282,10 @@ def diamond_spec(size: tuple[int, int], break_speed: float):
 
 
 def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
-             logdir: str | None = None) -> Minecraft:
+             logdir: str | None = None, *, repeat: int = 1) -> Minecraft:
     """Environment `index` of a run of `task`, seeded seed·1000 + index."""
     suite = SUITES["minecraft"]
+    check_no_repeat("minecraft", repeat)
     protocol = suite.check_protocol(protocol or {})
     suite.check_task(task)
     env = diamond_spec(protocol["size"], protocol["break_speed"]).make()

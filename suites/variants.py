@@ -35,7 +35,7 @@ VARIANTS = {v.name: v for v in (
     # SPEC §4: the 2024-12 code line runs DMC at action repeat 1, and proprio at size1m.
     Variant("dmc2412", "2024-12 DMC settings: action repeat 1; size1m for dmc_proprio",
             config=("run.action_repeat=1",), per_suite={"dmc_proprio": ("size=size1m",)},
-            protocol={"repeat": 1}, suites=("dmc_proprio", "dmc_vision")),
+            suites=("dmc_proprio", "dmc_vision")),
     # The general Atari protocol (sticky actions 0.25, full action set) on the Atari 100k games.
     Variant("atari", "Atari protocol with sticky actions 0.25 and the full action set",
             protocol={k: v for k, v in ATARI_PROTOCOLS["atari"].items()

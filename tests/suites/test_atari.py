@@ -157,7 +157,7 @@ def test_atari_variant_protocol_uses_sticky_full_action_set():
 
 def test_protocol_records_the_knobs():
     protocol = SUITES["atari100k"].protocol
-    assert protocol["repeat"] == 4 and protocol["pool"] == 2 and protocol["sticky"] == 0.0
+    assert protocol["pool"] == 2 and protocol["sticky"] == 0.0
     assert protocol["noops"] == 30 and protocol["max_frames"] == 108_000
     assert protocol["full_actions"] is False and protocol["life_done"] is False
     assert protocol["size"] == (64, 64) and protocol["colour"] == "rgb"

@@ -87,3 +87,5 @@ def test_unknown_id_names_the_valid_ones():
         make_env("catch/99", 0, 0)
     with pytest.raises(SuiteError, match="protocol knob"):
         make_env("catch/0", 0, 0, {"repeat": 2})
+    with pytest.raises(SuiteError, match="run.action_repeat must be 1"):
+        make_env("catch/0", 0, 0, repeat=2)

@@ -78,8 +78,8 @@ def test_vision_renders_with_egl_and_quadruped_uses_camera_2():
     assert not np.array_equal(image, reference.physics.render(64, 64, camera_id=0))
 
 
-def test_repeat_knob_changes_frames_per_step():
-    env = make_env("dmc_cartpole_balance", 0, 0, {"repeat": 1})
+def test_repeat_changes_frames_per_step():
+    env = make_env("dmc_cartpole_balance", 0, 0, repeat=1)
     count, _ = episode_length(env, np.random.default_rng(0))
     assert count == 1001
 
@@ -119,8 +119,8 @@ def test_suites_declare_the_published_settings():
     proprio, vision = SUITES["dmc_proprio"], SUITES["dmc_vision"]
     assert len(proprio.tasks) == 18 and len(vision.tasks) == 20
     assert set(vision.tasks) - set(proprio.tasks) == {"dmc_quadruped_run", "dmc_quadruped_walk"}
-    assert proprio.protocol == {"repeat": 2}
-    assert vision.protocol == {"repeat": 2, "size": (64, 64)}
+    assert proprio.protocol == {} and vision.protocol == {"size": (64, 64)}
+    assert "run.action_repeat=2" in proprio.config and "run.action_repeat=2" in vision.config
 
 
 def test_unknown_task_names_the_valid_ones():

@@ -78,7 +78,7 @@ def test_plan_resolves_suite_variant_and_set_overrides_per_run(tmp_path):
     assert (run.config.run.seed, run.config.run.train_ratio, run.config.run.action_repeat) == (1, 64.0, 1)
     assert (run.config.size, run.config.run.budget, run.config.run.budget_episodes) == ("size1m", 500_000, 0)
     assert run.meta == {"suite": "dmc_proprio", "task": "dmc_walker_walk", "variant": "dmc2412", "seed": 1,
-                        "protocol": {"repeat": 1}, "shortened": False}
+                        "protocol": {}, "shortened": False}
     assert run.state == "new" and not tmp_path.joinpath("dmc_proprio").exists()
 
 
