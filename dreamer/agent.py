@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamer.config import AgentConfig, HeadConfig
+from dreamer.config import AgentConfig, HeadConfig, RSSMConfig
 from dreamer.distributions import (Policy, bernoulli_loss, categorical_kl, kl_losses, symlog, twohot_bins,
                                    twohot_mean, twohot_nll)
 from dreamer.env import Space, agent_keys
@@ -79,15 +79,17 @@ class Decoder(nn.Module):
     """Feature (N, F) → per-step reconstruction loss (N,): squared error summed over H·W·C for
     images (targets x/255, sigmoid outputs) and over dims for vectors (targets symlog(x))."""
 
-    def __init__(self, cfg, feat: int, spaces: dict[str, Space]):
+    def __init__(self, cfg, rssm: RSSMConfig, spaces: dict[str, Space]):
         super().__init__()
+        feat = rssm.deter + rssm.stoch * rssm.classes
         self.spaces = spaces
         self.image_keys = [k for k in spaces if spaces[k].is_image]
         self.vector_keys = [k for k in spaces if not spaces[k].is_image]
         if self.image_keys:
             res = spaces[self.image_keys[0]].shape[0]
             channels = sum(spaces[k].shape[-1] for k in self.image_keys)
-            self.cnn = ConvDecoder(feat, channels, res, cfg.depth, cfg.mults, cfg.kernel)
+            self.cnn = ConvDecoder(rssm.deter, rssm.stoch * rssm.classes, cfg.units, rssm.blocks, channels, res,
+                                   cfg.depth, cfg.mults, cfg.kernel)
         if self.vector_keys:
             dims = sum(_vector_dim(spaces[k]) for k in self.vector_keys)
             self.mlp = Head(feat, dims, cfg.layers, cfg.units, 1.0)
@@ -183,7 +185,7 @@ class Agent:
 
         a, c = cfg.actor, cfg.critic
         self.model = nn.ModuleDict(dict(
-            enc=enc, rssm=rssm, dec=Decoder(cfg.dec, feat, self.obs_space),
+            enc=enc, rssm=rssm, dec=Decoder(cfg.dec, cfg.rssm, self.obs_space),
             reward=head(cfg.reward, cfg.reward.bins), cont=head(cfg.cont, 1),
             actor=Head(feat, self.act_dim * (1 if self.discrete else 2), a.layers, a.units, a.outscale),
             critic=Head(feat, c.bins, c.layers, c.units, c.outscale),

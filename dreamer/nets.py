@@ -114,14 +114,24 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Features (N, F) → images (N, H, W, C) in [0, 1]: the encoder mirrored with nearest ×2
-    upsampling + 5×5 conv, sigmoid output."""
+    """Features (N, F) with F = D + S·K → images (N, H, W, C) in [0, 1].
 
-    def __init__(self, feat: int, channels: int, resolution: int, depth: int, mults, kernel: int):
+    The first (C', m, m) grid (m = H/2^L) is the sum of two paths, as in the reference: deter
+    (N, D) through a block-diagonal linear whose block g fills channels g·C'/G..(g+1)·C'/G at
+    every position, and the flattened stoch (N, S·K) through Linear(2·units) → RMSNorm → SiLU →
+    Linear(m·m·C'); then RMSNorm → SiLU and the encoder mirrored (nearest ×2 upsampling + 5×5
+    conv), sigmoid output. Deter reaches the image only through its blocks, which keeps this
+    layer at D·m²·C'/G weights instead of F·m²·C'."""
+
+    def __init__(self, deter: int, stoch: int, units: int, blocks: int, channels: int, resolution: int,
+                 depth: int, mults, kernel: int):
         super().__init__()
         depths = [depth * m for m in mults]
+        self.deter, self.blocks, self.depth = deter, blocks, depths[-1]
         self.minres = resolution // 2 ** len(mults)
-        self.space = Linear(feat, self.minres**2 * depths[-1])
+        grid = self.minres**2 * depths[-1]
+        self.space_deter = BlockLinear(deter, grid, blocks)
+        self.space_stoch = nn.Sequential(Dense(stoch, 2 * units), Linear(2 * units, grid))
         self.space_norm = RMSNorm(depths[-1], channel_axis=1)
         layers, inp = [], depths[-1]
         for out in [*reversed(depths[:-1]), channels]:
@@ -133,9 +143,14 @@ class ConvDecoder(nn.Module):
                 layers += [RMSNorm(out, channel_axis=1), nn.SiLU()]
             inp = out
         self.net = nn.Sequential(*layers)
-        self.depth = depths[-1]
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        x = self.space(feat).reshape(-1, self.depth, self.minres, self.minres)
-        x = F.silu(self.space_norm(x)).contiguous(memory_format=torch.channels_last)
+        n, G, m = feat.shape[0], self.blocks, self.minres
+        deter, stoch = feat[:, :self.deter], feat[:, self.deter:]
+        # (G, N, m·m·C'/G), each block's outputs ordered (row, column, channel) → (N, C', m, m)
+        # with block g's channels at g·C'/G.. .
+        x0 = self.space_deter(deter.reshape(n, G, -1).transpose(0, 1))
+        x0 = x0.reshape(G, n, m, m, -1).permute(1, 0, 4, 2, 3).reshape(n, self.depth, m, m)
+        x1 = self.space_stoch(stoch).reshape(n, m, m, self.depth).permute(0, 3, 1, 2)
+        x = F.silu(self.space_norm(x0 + x1)).contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.net(x).float()).permute(0, 2, 3, 1)

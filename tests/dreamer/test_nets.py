@@ -40,8 +40,8 @@ def test_cnn_shapes_and_decoder_range():
     enc = ConvEncoder(3, 64, depth=4, mults=(2, 3, 4, 4), kernel=5)
     img = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
     assert enc(img).shape == (2, enc.out_dim) and enc.out_dim == 4 * 4 * 16
-    dec = ConvDecoder(10, 3, 64, depth=4, mults=(2, 3, 4, 4), kernel=5)
-    out = dec(torch.randn(2, 10))
+    dec = ConvDecoder(16, 8, units=6, blocks=8, channels=3, resolution=64, depth=4, mults=(2, 3, 4, 4), kernel=5)
+    out = dec(torch.randn(2, 24))
     assert out.shape == (2, 64, 64, 3) and out.min() >= 0 and out.max() <= 1
 
 
@@ -54,3 +54,21 @@ def test_block_linear_init_uses_the_whole_input_width_as_fan_in():
     assert abs(layer.weight.std().item() * math.sqrt(512) - 1.0) < 0.02
     x = torch.randn(8, 4096, 64)  # block-major unit-variance inputs
     assert abs(layer(x).std().item() - math.sqrt(64 / 512)) < 0.01
+
+
+def test_decoder_grid_block_g_of_deter_fills_channel_group_g():
+    """The deter path of the decoder's first grid is block-diagonal: changing deter block g moves
+    only channels g·C/G..(g+1)·C/G, at every position; the stoch path adds to all channels."""
+    torch.manual_seed(0)
+    D, SK, G = 32, 8, 4
+    dec = ConvDecoder(D, SK, units=6, blocks=G, channels=3, resolution=64, depth=4, mults=(2, 3, 4, 4), kernel=5)
+    grids = []
+    dec.space_norm.register_forward_hook(lambda module, args, out: grids.append(args[0]))
+    feat = torch.randn(1, D + SK)
+    moved = feat.clone()
+    moved[0, 2 * D // G:3 * D // G] += 1.0  # deter block 2
+    dec(feat), dec(moved)
+    C = dec.depth
+    changed = (grids[1] - grids[0]).abs().amax((0, 2, 3)) > 0  # (C,)
+    assert changed.tolist() == [2 * C // G <= c < 3 * C // G for c in range(C)]
+    assert ((grids[1] - grids[0])[0, 2 * C // G:3 * C // G].abs() > 0).all()  # at every position
