@@ -2,9 +2,12 @@
 stratified-bootstrap 95% intervals, performance profiles, probability of improvement, and IQM
 over training (sample-efficiency curves).
 
-Scores are (runs, tasks) matrices of normalised per-run scores, one column per task in the same
-task order for every method. Every interval uses a fixed bootstrap seed, so a report is
-reproducible and adding a method does not change another method's intervals.
+Point estimates come from every run of every task, as the paper's tables do, even where tasks
+have different numbers of runs. Intervals, profiles and the probability of improvement resample
+(runs, tasks) matrices of normalised per-run scores, one column per task in the same task order
+for every method, so they use a balanced selection of runs (`balanced`). Every interval uses a
+fixed bootstrap seed, so a report is reproducible and adding a method does not change another
+method's intervals.
 """
 from __future__ import annotations
 
@@ -53,10 +56,28 @@ def balanced(run_scores: pd.DataFrame, tasks) -> pd.DataFrame:
     return pd.concat(keep) if keep else run_scores.iloc[:0]
 
 
+def task_scores(run_scores: pd.DataFrame, method: str, tasks) -> list[np.ndarray]:
+    """`method`'s `score`s per task of `tasks`, in seed order: a list of (runs_t,) arrays."""
+    rows = run_scores[run_scores.method == method].sort_values("seed")
+    return [rows.score[rows.task == t].to_numpy() for t in tasks]
+
+
+def point_estimates(columns: list[np.ndarray]) -> dict[str, float]:
+    """Every metric of METRICS from all runs: columns[t] (runs_t,) holds task t's run scores, and
+    the run counts may differ between tasks.
+
+    mean, median and optimality gap are taken over per-task means (each task weighs the same, as
+    in the paper's tables); IQM is the 25% trimmed mean of all runs of all tasks. With equal run
+    counts every value equals rliable's on the (runs, tasks) matrix."""
+    means = np.array([c.mean() for c in columns])
+    return {"mean": float(means.mean()), "median": float(np.median(means)),
+            "iqm": float(scipy.stats.trim_mean(np.concatenate(columns), 0.25)),
+            "optimality_gap": float(1.0 - np.mean([np.minimum(c, 1.0).mean() for c in columns]))}
+
+
 def score_matrix(run_scores: pd.DataFrame, method: str, tasks) -> np.ndarray:
     """(runs, tasks) matrix of `method`'s `score`s on `tasks` from balanced run scores."""
-    rows = run_scores[run_scores.method == method].sort_values("seed")
-    columns = [rows.score[rows.task == t].to_numpy() for t in tasks]
+    columns = task_scores(run_scores, method, tasks)
     if len({len(c) for c in columns}) != 1 or not len(columns[0]):
         raise ValueError(f"{method} needs the same number (> 0) of runs on every task; "
                          "select them with `balanced`")
@@ -71,19 +92,22 @@ def curve_tensor(curves: pd.DataFrame, method: str, tasks) -> tuple[np.ndarray, 
     return table.columns.to_numpy(float), np.stack([table.loc[t].to_numpy() for t in tasks], axis=1)
 
 
-def interval_estimates(matrices: dict[str, np.ndarray], reps: int = 2000,
-                       seed: int = 0) -> pd.DataFrame:
+def interval_estimates(matrices: dict[str, np.ndarray], reps: int = 2000, seed: int = 0,
+                       points: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """Point estimates and 95% stratified-bootstrap intervals of every metric in METRICS.
 
-    matrices: method -> (runs, tasks). Returns rows `method, metric, value, lower, upper`.
+    matrices: method -> (runs, tasks). points: method -> `point_estimates` from all runs, which
+    replace the matrices' own point estimates where given. Returns rows
+    `method, metric, value, lower, upper`.
     """
     func = lambda scores: np.array([f(scores) for f in METRICS.values()])  # noqa: E731
     rows = []
     for method, scores in tqdm(matrices.items(), desc="aggregate intervals", unit="method"):
         with _seeded(seed):
-            points, intervals = rly.get_interval_estimates({method: scores}, func, reps=reps)
+            estimates, intervals = rly.get_interval_estimates({method: scores}, func, reps=reps)
         for i, metric in enumerate(METRICS):
-            rows.append({"method": method, "metric": metric, "value": points[method][i],
+            value = estimates[method][i] if points is None else points[method][metric]
+            rows.append({"method": method, "metric": metric, "value": value,
                          "lower": intervals[method][0, i], "upper": intervals[method][1, i]})
     return pd.DataFrame(rows)
 

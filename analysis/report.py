@@ -168,6 +168,7 @@ def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path,
                          "with --methods")
     used = aggregate.balanced(runs, tasks)
     matrices = {m: aggregate.score_matrix(used, m, tasks) for m in order}
+    points = {m: aggregate.point_estimates(aggregate.task_scores(runs, m, tasks)) for m in order}
     scope = tables.count(len(tasks), "task")
     if len(tasks) < runs.task.nunique():
         scope += f" (of {runs.task.nunique()}: those every method has)"
@@ -175,14 +176,15 @@ def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path,
     available = runs[runs.task.isin(tasks)].groupby("method").size()
     cut = [m for m in order if (used.method == m).sum() < available[m]]
     if cut:
-        runs_text += (" rliable needs equal runs per task, so each task contributes only its runs "
-                      f"of the lowest seed ids for {', '.join(cut)} (per-task table: all runs).")
+        runs_text += (" Point estimates use every run; the intervals, performance profiles and "
+                      "probabilities of improvement resample equal runs per task, so there each task "
+                      f"contributes only its runs of the lowest seed ids for {', '.join(cut)}.")
     header = (suite.name, scope, f"95% stratified-bootstrap intervals ({reps} replicates, "
               "rliable)", notes(runs_text))
 
     if rule.normalise in ("human", "scale"):
         used_curves = curves.merge(used[["method", "task", "seed"]])
-        written += _aggregates(header, rule, matrices, used_curves, tasks, colors, reps, tmp)
+        written += _aggregates(header, rule, matrices, points, used_curves, tasks, colors, reps, tmp)
     if rule.success is not None:
         written += _success(suite.name, rule, runs, order, notes, colors, tmp)
     written += plots.learning_curves(curves, colors, tmp / "learning_curves", "Episode return",
@@ -200,12 +202,13 @@ def _per_task(name, rule, runs, order, notes, tmp) -> list[Path]:
     return tables.write(tmp / "per_task", tables.per_task(runs, order, reference), caption, 1)
 
 
-def _aggregates(header, rule, matrices, curves, tasks, colors, reps, tmp) -> list[Path]:
+def _aggregates(header, rule, matrices, points, curves, tasks, colors, reps, tmp) -> list[Path]:
     """Aggregate table, interval plot, performance profile and sample-efficiency curve.
-    curves: the learning curves of the runs in `matrices`."""
+    points: all-run point estimates per method; curves: the learning curves of the runs in
+    `matrices`."""
     name, scope, stat, notes = header
     label = "Human-normalised score" if rule.normalise == "human" else f"Score / {rule.scale:g}"
-    result = aggregate.interval_estimates(matrices, reps)
+    result = aggregate.interval_estimates(matrices, reps, points=points)
     display = tables.aggregate_display(result)
     caption = f"{name}, {scope}: aggregate {label.lower()}, point estimate [{stat}]. {notes}"
     print(f"\n{caption}\n\n{display.to_markdown(index=False)}")

@@ -100,3 +100,21 @@ def test_curve_tensor_keeps_frames_every_run_reached():
     frames, tensor = aggregate.curve_tensor(curves, "m", ["a", "b"])
     assert frames.tolist() == [1, 2] and tensor.shape == (1, 2, 2)
     np.testing.assert_allclose(tensor[0], [[1, 2], [4, 5]])
+
+
+def test_point_estimates_use_every_run_of_unequal_tasks():
+    """Task a has 3 runs (mean 2), task b one (mean 10): the mean is the mean of the per-task means
+    over all runs, 6, not 6.5 (b with a's lowest seed only, 3 and 10). IQM trims 25% of the
+    four pooled scores (one each end): (2 + 3) / 2."""
+    a, b = np.array([3.0, 1.0, 2.0]), np.array([10.0])
+    points = aggregate.point_estimates([a, b])
+    assert points["mean"] == pytest.approx(6.0)
+    assert points["median"] == pytest.approx(6.0)
+    assert points["iqm"] == pytest.approx(2.5)
+    assert points["optimality_gap"] == pytest.approx(1 - (1.0 + 1.0) / 2)  # every score ≥ 1
+    # With equal counts, every value is rliable's on the (runs, tasks) matrix.
+    columns = [S[:, t] for t in range(S.shape[1])]
+    for metric, value in aggregate.point_estimates(columns).items():
+        assert value == pytest.approx(HAND[metric])
+    table = aggregate.interval_estimates({"m": S}, reps=50, points={"m": aggregate.point_estimates([a, b])})
+    assert table.set_index("metric").loc["mean", "value"] == pytest.approx(6.0)

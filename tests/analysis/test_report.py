@@ -190,3 +190,20 @@ def test_minecraft_reports_the_fraction_of_runs_with_a_diamond(tmp_path, make_ru
     assert "P(b (ours) > a) = 0.000" in stdout  # 3 is below both 12 and 11
     assert {p.name for p in out.glob("*.png")} == {
         "success_curves.png", "learning_curves.png", "probability_of_improvement.png"}
+
+
+def test_point_estimates_use_every_seed_of_tasks_with_unequal_seeds(tmp_path, baselines, make_run, gamer):
+    """Ours: pong with seeds 0, 1, 2 and breakout with seed 0 only. The aggregate mean is the mean of
+    the per-task means over all seeds; the caption says the intervals use the balanced runs."""
+    raw = {("atari_pong", 0): 1.0, ("atari_pong", 1): 5.0, ("atari_pong", 2): 12.0, ("atari_breakout", 0): 20.0}
+    for (task, seed), score in raw.items():
+        make_run(tmp_path / "runs", "atari100k", "v", task, seed, [(395_000, score)], 440_000)
+    out = tmp_path / "out"
+    code, _, stderr = run(["atari100k", "--methods", "v", "--baselines", baselines,
+                           "--results", tmp_path / "runs", "--out", out, "--reps", 50])
+    assert code == 0, stderr
+    norm = {k: (v - gamer[k[0]][0]) / (gamer[k[0]][1] - gamer[k[0]][0]) for k, v in raw.items()}
+    pong = np.mean([norm[("atari_pong", s)] for s in range(3)])
+    table = pd.read_csv(out / "aggregate.csv").set_index("metric")
+    assert table.loc["mean", "value"] == pytest.approx((pong + norm[("atari_breakout", 0)]) / 2)
+    assert "Point estimates use every run" in (out / "aggregate.md").read_text()
