@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dreamer.agent import Agent
+from dreamer.agent import Agent, resolve_precision
 from dreamer.config import SIZES, make_config
 from dreamer.env import Space, signal_spaces
 
@@ -257,14 +257,6 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bfloat16" if device.type == "cuda" else "float32"
-    if precision not in _DTYPES:
-        raise ValueError(f"unknown precision {precision!r}; valid: auto, {', '.join(_DTYPES)}")
-    return precision
-
-
 def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: int = 16,
             length: int = 64, updates: int = 3, warmup: int = 1, matmul: float | None = None,
             matmul_n: int = 2048, seed: int = 0, progress: bool = True) -> dict:
@@ -365,7 +357,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="comma-separated: cpu, cuda")
     p.add_argument("--precision", default="auto",
-                   help="comma-separated: float32, bfloat16, auto (bf16 where matmuls have bf16 units)")
+                   help="comma-separated: float32, bfloat16, auto (as the agent resolves it: bf16 where "
+                        "matmuls have bf16 units, i.e. CUDA or a CPU with AVX512-BF16/AMX)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--length", type=int, default=64)
     p.add_argument("--updates", type=int, default=3, help="timed updates")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dreamer import bench
+from dreamer.agent import has_bf16_matmul, resolve_precision
 from dreamer.config import SIZES
 
 
@@ -64,7 +65,9 @@ def test_tiny_measurement_writes_a_full_row(tmp_path, capsys):
     for field in ("params", "sec_per_update", "updates_per_s", "flops_per_update", "flops_per_s",
                   "matmul_flops_per_s", "fraction_of_matmul", "peak_mem_bytes", "threads"):
         assert np.isfinite(row[field]) and row[field] > 0, (field, row[field])
-    assert (row["size"], row["obs"], row["device"], row["precision"]) == ("size1m", "proprio", "cpu", "float32")
+    # The bench's default `auto` is the agent's: bf16 on a CPU with bf16 matmul units, else fp32.
+    auto = "bfloat16" if has_bf16_matmul(torch.device("cpu")) else "float32"
+    assert (row["size"], row["obs"], row["device"], row["precision"]) == ("size1m", "proprio", "cpu", auto)
     assert (row["batch"], row["length"]) == (2, 8)
     assert row["torch"] == torch.__version__ and row["host"]
     assert len(row["sec_per_update_all"]) == 2
@@ -98,3 +101,12 @@ def test_flop_counter_matches_hand_count_for_conv():
 
 def test_matmul_rate_positive():
     assert bench.matmul_rate("cpu", "float32", n=64, min_time=0.0) > 0
+
+
+def test_auto_precision_is_one_rule_for_agent_and_bench():
+    cpu = torch.device("cpu")
+    agent = bench.build_agent("size1m", "proprio", "cpu", "auto")
+    assert agent.bf16 == (resolve_precision("auto", cpu) == "bfloat16") == has_bf16_matmul(cpu)
+    assert resolve_precision("auto", torch.device("meta")) == "float32"
+    with pytest.raises(ValueError, match="valid: auto, float32, bfloat16"):
+        resolve_precision("fp8", cpu)
