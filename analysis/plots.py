@@ -83,20 +83,26 @@ def sample_efficiency(curves: dict, colors: dict, stem: Path, ylabel: str,
 
 
 def learning_curves(curves: pd.DataFrame, colors: dict, stem: Path, ylabel: str,
-                    title: str) -> list[Path]:
-    """Per-task curves: mean over seeds with a ± standard-error band; rows `method, task, seed,
-    step, raw`."""
+                    title: str, level: float | None = None, per_seed: bool = False) -> list[Path]:
+    """Per-task curves: mean over seeds with a ± standard-error band, or with `per_seed` one line
+    per seed; rows `method, task, seed, step, raw`. `level`: a dashed horizontal line (the score
+    that counts as learned)."""
     scale, xlabel = frames_unit(curves.step.max())
     data = curves.assign(frames=curves.step / scale,
                          game=curves.task.str.replace(r"^(atari|dmc)_", "", regex=True))
     tasks = data.game.nunique()
     grid = sns.relplot(data=data, x="frames", y="raw", hue="method", col="game",
                        col_wrap=min(tasks, 6), kind="line", palette=colors,
-                       hue_order=list(colors), errorbar="se",
+                       hue_order=list(colors),
+                       **({"units": "seed", "estimator": None, "style": "seed"} if per_seed
+                          else {"errorbar": "se"}),
                        height=2.1 if tasks > 1 else 4, aspect=1.25,
                        facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
     grid.set_axis_labels(xlabel, ylabel)
+    if level is not None:
+        grid.refline(y=level, color="grey", linestyle="--")
+        title += f" (dashed: learned, {level:g})"
     sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0),
                     ncol=min(len(colors), 4), title=None, frameon=False)
     grid.figure.suptitle(title, y=1.02)

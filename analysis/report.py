@@ -103,11 +103,13 @@ def pairs(methods: list[str]) -> list[tuple[str, str]]:
 
 
 def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None, reps: int = 2000,
-          pool_shortened: bool = False) -> list[Path]:
-    """Write the report of `suite` into `out`; returns the written paths."""
+          pool_shortened: bool = False, learned: float | None = None) -> list[Path]:
+    """Write the report of `suite` into `out`; returns the written paths. `learned`: the score
+    that counts as learned, drawn on the learning curves (and, for bsuite, the first frame each
+    of our runs reaches it)."""
     rule = suite.scoring
     if rule.normalise == "bsuite":
-        return _write(out, lambda tmp: _bsuite(results, tmp, methods))
+        return _write(out, lambda tmp: _bsuite(results, tmp, methods, learned))
     published, variants = select(suite, baselines, results, methods)
     ours = load.load_runs(results, suite.name, variants)
     check_pooling(ours.groupby(scoring.RUN, as_index=False)[["shortened", "budget"]].first(),
@@ -123,7 +125,7 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
     setup = "; ".join(f"{r.method}: {r.size}, action repeat {r.action_repeat}"
                       for r in setup[setup.method.isin(order)].itertuples())
     return _write(out, lambda tmp: _tables_and_figures(suite, runs, curves, order, reps, tmp,
-                                                       setup))
+                                                       setup, learned))
 
 
 def _write(out: Path, render) -> list[Path]:
@@ -147,7 +149,7 @@ def _write(out: Path, render) -> list[Path]:
 
 
 def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path,
-                        setup: str) -> list[Path]:
+                        setup: str, learned: float | None) -> list[Path]:
     """Everything but bsuite. runs: one row per run (analysis.scoring.run_scores); curves: their
     learning curves (run_curves); order: the methods, as they should appear; setup: what our
     methods ran with."""
@@ -188,7 +190,7 @@ def _tables_and_figures(suite: Suite, runs, curves, order, reps, tmp: Path,
     if rule.success is not None:
         written += _success(suite.name, rule, runs, order, notes, colors, tmp)
     written += plots.learning_curves(curves, colors, tmp / "learning_curves", "Episode return",
-                                     f"{suite.name} — mean over runs ± standard error")
+                                     f"{suite.name} — mean over runs ± standard error", learned)
     if len(order) > 1:
         written += _improvement(header, matrices, order, colors, reps, tmp)
     return written
@@ -262,7 +264,7 @@ def _improvement(header, matrices, order, colors, reps, tmp) -> list[Path]:
                                 f"{name}, {scope}"))
 
 
-def _bsuite(results: Path, tmp: Path, methods) -> list[Path]:
+def _bsuite(results: Path, tmp: Path, methods, learned: float | None) -> list[Path]:
     logs = load.load_bsuite(results, methods)
     scores = scoring.bsuite_scores(logs)
     caption = ("bsuite: score per experiment from bsuite's own analysis "
@@ -277,24 +279,30 @@ def _bsuite(results: Path, tmp: Path, methods) -> list[Path]:
     colors = plots.palette(scores.method.unique())
     return (tables.write(tmp / "bsuite_scores", table, caption, 3, display)
             + plots.bsuite_figures(scores, colors, tmp / "bsuite")
-            + _bsuite_runs(load.load_runs(results, "bsuite", methods), colors, tmp))
+            + _bsuite_runs(load.load_runs(results, "bsuite", methods), colors, tmp, learned))
 
 
-def _bsuite_runs(episodes: pd.DataFrame, colors: dict, tmp: Path) -> list[Path]:
+def _bsuite_runs(episodes: pd.DataFrame, colors: dict, tmp: Path, learned: float | None) -> list[Path]:
     """Per-run scores (mean return of the last BSUITE_LAST episodes) and learning curves (the
-    same running mean over frames) of our bsuite runs, from their scores.jsonl (none when no run
-    has finished an episode)."""
+    same running mean over frames, one line per seed) of our bsuite runs, from their
+    scores.jsonl (none when no run has finished an episode)."""
     if episodes.empty:
         return []
     n = scoring.BSUITE_LAST
     runs = scoring.last_episodes(episodes, n)
-    caption = (f"bsuite, our runs: mean return of each run's last {n} training episodes "
-               f"(`last{n}`), its episodes and frames; from scores.jsonl.")
-    print(f"\n{caption}\n\n{runs.to_markdown(index=False)}")
     curves = scoring.running_mean(episodes, n)
+    caption = (f"bsuite, our runs: mean return of each run's last {n} training episodes "
+               f"(`last{n}`), its episodes and frames")
+    if learned is not None:
+        first = scoring.first_reaching(curves, learned)
+        runs = runs.merge(first.rename(f"first_{learned:g}").reset_index(), on=["method", "task", "seed"])
+        caption += f"; `first_{learned:g}`: the first frame at which that mean reached {learned:g}"
+    caption += "; from scores.jsonl."
+    print(f"\n{caption}\n\n{runs.to_markdown(index=False)}")
     return (tables.write(tmp / "runs", runs, caption, 3)
             + plots.learning_curves(curves, colors, tmp / "learning_curves",
-                                    f"return (mean of last {n} episodes)", "bsuite: our runs"))
+                                    f"return (mean of last {n} episodes)", "bsuite: our runs",
+                                    learned, per_seed=True))
 
 
 # ---------------------------------------------------------------- command line
@@ -323,6 +331,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=2000,
                    help="bootstrap replicates per interval (default: 2000; rliable's paper "
                    "used 50000)")
+    p.add_argument("--learned", type=float, metavar="SCORE",
+                   help="the score that counts as learned: drawn on the learning curves; for "
+                   "bsuite, each of our runs' first frame reaching it is tabled")
     p.add_argument("--pool-shortened", action="store_true",
                    help="report our runs of different budgets together, each scored in its "
                    "window scaled to its budget")
@@ -342,7 +353,7 @@ def main(argv=None) -> int:
             warnings.filterwarnings("always", module=r"analysis\.")
             warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
             written = build(suite, out, args.baselines, args.results, args.methods, args.reps,
-                            args.pool_shortened)
+                            args.pool_shortened, args.learned)
     except (UsageError, SuiteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

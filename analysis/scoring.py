@@ -140,6 +140,15 @@ def running_mean(episodes: pd.DataFrame, n: int) -> pd.DataFrame:
     return ordered.assign(raw=raw)[["method", "task", "seed", "step", "raw"]]
 
 
+def first_reaching(curves: pd.DataFrame, level: float) -> pd.Series:
+    """Per run (index `method, task, seed`), the first frame at which its learning curve (rows
+    `method, task, seed, step, raw`) reaches `level`; NaN for a run that never does."""
+    ordered = curves.sort_values("step", kind="stable")
+    reached = ordered[ordered.raw >= level].groupby(["method", "task", "seed"]).step.first()
+    runs = ordered.groupby(["method", "task", "seed"]).size().index
+    return reached.reindex(runs).rename("first_reaching")
+
+
 def describe(rule: ScoringRule) -> str:
     """The rule in one sentence, for table captions and figure notes."""
     lo, hi = rule.window

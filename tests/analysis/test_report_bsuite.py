@@ -65,3 +65,21 @@ def test_bsuite_report_has_our_runs_scores_and_learning_curves(tmp_path, make_ru
     assert runs.episodes.tolist() == [150] and runs.frames.tolist() == [1500]
     assert runs.last100.tolist() == pytest.approx([(66 - 34) / 100])
     assert (out / "learning_curves.png").stat().st_size > 5_000
+
+
+def test_learned_level_gives_each_runs_first_frame_reaching_it(tmp_path, make_run):
+    """Seed 0: 50 losses, then 100 catches, an episode every 10 frames: the mean of the last 100
+    episodes at episode k ≥ 100 is (2k − 200) / 100, first ≥ 0.5 at k = 125 (frame 1,250).
+    Seed 1 never wins, so it never reaches the level."""
+    for seed, scores in ((0, [-1.0] * 50 + [1.0] * 100), (1, [-1.0] * 150)):
+        run = make_run(tmp_path / "runs", "bsuite", "small", "catch/0", seed,
+                       [(10 * (i + 1), s) for i, s in enumerate(scores)], budget=1500)
+        log_random_agent(run / "bsuite", "catch/0", seed)
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert report.main(["bsuite", "--results", str(tmp_path / "runs"), "--out", str(out),
+                            "--learned", "0.5"]) == 0
+    runs = pd.read_csv(out / "runs.csv").set_index("seed")
+    assert runs.loc[0, "first_0.5"] == 1250 and np.isnan(runs.loc[1, "first_0.5"])
+    assert "first frame at which that mean reached 0.5" in (out / "runs.md").read_text()
+    assert (out / "learning_curves.png").stat().st_size > 5_000
