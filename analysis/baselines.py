@@ -19,7 +19,19 @@ from tqdm import tqdm
 
 from analysis.reference import BASE_URL, COMMIT, MANIFEST, REPOSITORY, url
 
-DEFAULT_DIR = Path("results/baselines")
+ENV_VAR = "DREAMER_BASELINES"
+
+
+def default_dir() -> Path:
+    """Where the published files are kept: $DREAMER_BASELINES when set, else results/baselines."""
+    return Path(os.environ.get(ENV_VAR) or "results/baselines")
+
+
+def locate(root: Path = Path("."), fallbacks=(), environ=os.environ) -> Path | None:
+    """The first folder that holds the published files: $DREAMER_BASELINES alone when set, else
+    results/baselines under `root`, else each of `fallbacks`; None when none does."""
+    candidates = [Path(environ[ENV_VAR])] if environ.get(ENV_VAR) else [root / "results" / "baselines", *fallbacks]
+    return next((c for c in candidates if (c / next(iter(MANIFEST))).exists()), None)
 
 
 class DownloadError(RuntimeError):
@@ -78,9 +90,9 @@ def main(argv=None) -> int:
         "checked against their sha256.")
     commands = parser.add_subparsers(dest="command", required=True)
     down = commands.add_parser("download", help="fetch and verify the published score files")
-    down.add_argument("--to", type=Path, default=DEFAULT_DIR,
-                      help=f"where to save them (default: {DEFAULT_DIR}, the default --baselines "
-                      "of analysis.report)")
+    down.add_argument("--to", type=Path, default=default_dir(),
+                      help=f"where to save them (default: ${ENV_VAR} if set, else results/baselines; "
+                      "the default --baselines of analysis.report)")
     down.add_argument("--source", type=_source, default=BASE_URL,
                       help="base URL, or a local directory holding copies (default: the "
                       f"repository's raw files at the pinned commit, {BASE_URL})")

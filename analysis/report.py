@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import aggregate, load, plots, scoring, tables
-from analysis.baselines import DEFAULT_DIR as DEFAULT_BASELINES
+from analysis.baselines import ENV_VAR as BASELINES_VAR
+from analysis.baselines import default_dir as default_baselines
 from analysis.reference import ATARI
 from suites.base import Suite, SuiteError, unknown
 from suites.registry import SUITE_NAMES, get_suite
@@ -321,10 +322,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", metavar="NAME",
                    help="published methods and our variants to compare, in this order (default: "
                    "all found); a name selects both the published method and our variant of it")
-    p.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
-                   help=f"folder of published *.json.gz files (default: {DEFAULT_BASELINES}, "
-                   "where `python -m analysis.baselines download` puts them; developers can use "
-                   "the development copy ../shared/baselines)")
+    p.add_argument("--baselines", type=Path, default=default_baselines(),
+                   help=f"folder of published *.json.gz files (default: ${BASELINES_VAR} if set, else "
+                   "results/baselines, where `python -m analysis.baselines download` puts them)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                    help=f"root of our run directories (default: {DEFAULT_RESULTS})")
     p.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_REPORTS}/SUITE)")

@@ -1,5 +1,22 @@
+from pathlib import Path
+
 import pytest
 import torch
+
+from analysis.baselines import ENV_VAR, locate
+
+REPO = Path(__file__).resolve().parents[1]
+# Developers of this project keep a copy of the published files beside the clone.
+DEVELOPMENT_COPY = REPO.parent / "shared" / "baselines"
+
+
+@pytest.fixture(scope="session")
+def baselines() -> Path:
+    found = locate(REPO, [DEVELOPMENT_COPY])
+    if found is None:
+        pytest.skip(f"published score files not found: run `python -m analysis.baselines download` "
+                    f"(saves them in results/baselines) or set {ENV_VAR} to a folder holding them")
+    return found
 
 
 @pytest.fixture(autouse=True)

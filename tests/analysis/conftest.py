@@ -1,5 +1,5 @@
-"""Shared test inputs: the development copy of the published files and run directories written in
-the exact format of DESIGN (config.json + scores.jsonl)."""
+"""Shared test inputs: the published files (the `baselines` fixture of tests/conftest.py) read
+independently of analysis/, and run directories written in the exact format of dreamer/README.md, "Run directory and log schema" (config.json + scores.jsonl)."""
 from __future__ import annotations
 
 import gzip
@@ -10,17 +10,6 @@ import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-BASELINES = REPO.parent / "shared" / "baselines"
-
-
-@pytest.fixture(scope="session")
-def baselines() -> Path:
-    if not (BASELINES / "atari100k-dreamerv3.json.gz").exists():
-        pytest.skip(f"development copy of the published scores not found at {BASELINES}")
-    return BASELINES
-
-
 @pytest.fixture(scope="session")
 def gamer(baselines) -> dict:
     """task -> [random, human] straight from the published baselines.yaml."""
@@ -30,7 +19,7 @@ def gamer(baselines) -> dict:
 @pytest.fixture(scope="session")
 def published_scores(baselines, gamer):
     """Independent of analysis/: (method, task) -> (seeds,) human-normalised Atari100k scores by
-    SPEC §6, read with gzip + json + numpy only."""
+    the scoring rule of suites/README.md, read with gzip + json + numpy only."""
     def compute(method: str) -> dict[str, np.ndarray]:
         with gzip.open(baselines / f"atari100k-{method}.json.gz", "rt") as f:
             runs = json.load(f)

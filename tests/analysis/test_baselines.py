@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,24 @@ def test_reference_table_matches_the_published_yaml(gamer):
     assert len(ATARI) == 26
     for task, (random, human) in ATARI.items():
         assert [random, human] == gamer[task]
+
+
+def test_tests_find_a_download_where_the_environment_variable_points(tmp_path, baselines):
+    """A user's clone has no development copy: after `download` into a folder named by
+    DREAMER_BASELINES (here from a local mirror, offline), the published-data tests read it."""
+    to = tmp_path / "published"
+    assert download.main(["download", "--to", str(to), "--source", str(baselines)]) == 0
+    assert download.locate(tmp_path, [baselines], {download.ENV_VAR: str(to)}) == to
+    assert download.locate(tmp_path, [baselines], {download.ENV_VAR: str(tmp_path / "empty")}) is None
+    # Without the variable: results/baselines under the clone first, then the fallbacks.
+    assert download.locate(tmp_path, [baselines], {}) == baselines
+    (tmp_path / "results").mkdir()
+    to.rename(tmp_path / "results" / "baselines")
+    assert download.locate(tmp_path, [baselines], {}) == tmp_path / "results" / "baselines"
+
+
+def test_the_default_folder_follows_the_environment_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv(download.ENV_VAR, raising=False)
+    assert download.default_dir() == Path("results/baselines")
+    monkeypatch.setenv(download.ENV_VAR, str(tmp_path))
+    assert download.default_dir() == tmp_path

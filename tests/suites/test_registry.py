@@ -9,9 +9,7 @@ import pytest
 from suites.base import Resources, ScoringRule, Suite, SuiteError
 from suites.registry import SUITE_NAMES, get_suite
 
-BASELINES = Path(__file__).resolve().parents[3] / "shared" / "baselines"
-
-# SPEC §4 table: (size, train ratio, envs, action repeat, budget in frames).
+# suites/README.md, "Settings per suite": (size, train ratio, envs, action repeat, budget in frames).
 SETTINGS = {
     "atari100k": ("size200m", 256, 1, 4, 440_000),
     "dmc_proprio": ("size12m", 512, 4, 2, 500_000),
@@ -67,11 +65,10 @@ def test_scoring_rules_are_data():
         assert get_suite(name).scoring.fallback == "last_before"
 
 
-@pytest.mark.skipif(not BASELINES.is_dir(), reason="published score files not present")
 @pytest.mark.parametrize("name", ["atari100k", "dmc_proprio", "dmc_vision", "minecraft"])
-def test_task_names_match_the_published_files(name):
+def test_task_names_match_the_published_files(name, baselines):
     suite = get_suite(name)
-    with gzip.open(BASELINES / f"{suite.published}-dreamerv3.json.gz") as file:
+    with gzip.open(baselines / f"{suite.published}-dreamerv3.json.gz") as file:
         published = {run["task"] for run in json.load(file)}
     assert set(suite.tasks) == published
 
