@@ -1,4 +1,4 @@
-"""Logs → tables and plots (DESIGN: analysis/).
+"""Logs → tables and plots (analysis/README.md).
 
 load (published files and run dirs → one DataFrame) → scoring (one number per run by the suite's
 rule) → aggregate (rliable statistics) → tables / plots, driven by `python -m analysis.report`.

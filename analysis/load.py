@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dreamer.rundir import CONFIG, RunDir, RunDirError
+
 COLUMNS = ["suite", "task", "method", "seed", "step", "score", "shortened", "budget"]
 OURS = " (ours)"
 
@@ -96,34 +98,38 @@ def load_published(baselines: Path | str, suite: str, published: str, methods=No
 
 
 def run_dirs(results: Path | str, suite: str, variants=None) -> list[Path]:
-    """Run directories `{results}/{suite}/{variant}/{task}/seed{N}` holding a config.json."""
+    """Run directories `{results}/{suite}/{variant}/{task}/seed{N}` that a run has started in."""
     root = Path(results) / suite
-    dirs = sorted(p.parent for p in root.glob("*/*/seed*/config.json"))
+    dirs = sorted(p.parent for p in root.glob(f"*/*/seed*/{CONFIG}"))
     if variants is not None:
         dirs = [d for d in dirs if d.parent.parent.name in variants]
     return dirs
 
 
-def read_config(path: Path) -> dict:
-    """A run's config.json, checked for the keys the analysis reads."""
+def read_config(run: Path) -> dict:
+    """A run's recorded identity and config, checked for what the analysis reads."""
+    rd = RunDir(run)
     try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise LoadError(f"{path}: unreadable config.json ({error})") from None
-    missing = [k for k in ("suite", "task", "seed", "variant", "shortened", "config")
-               if not isinstance(config, dict) or k not in config]
+        config = rd.read_config()
+    except RunDirError as error:
+        raise LoadError(str(error)) from None
+    missing = [k for k in ("suite", "task", "seed", "variant", "shortened", "config") if k not in config]
     if not missing:
         try:
             config["budget"] = int(config["config"]["run"]["budget"])
         except (KeyError, TypeError, ValueError):
             missing = ["config.run.budget"]
     if missing:
-        raise LoadError(f"{path}: missing {', '.join(missing)}")
+        raise LoadError(f"{rd.config}: missing {', '.join(missing)}")
+    unknown = [k for k in ("suite", "task", "variant") if not isinstance(config[k], str)]
+    if unknown:
+        raise LoadError(f"{rd.config}: no {', '.join(unknown)} recorded (a run started by hand outside a "
+                        "suite's directory); move it out of the results folder or record them")
     return config
 
 
 def read_scores(path: Path) -> tuple[list[float], list[float]]:
-    """Steps and returns from a scores.jsonl; a malformed line fails naming the file and line."""
+    """Steps and returns from a run's scores log; a malformed line fails naming the file and line."""
     steps, scores = [], []
     with open(path) as f:
         for number, line in enumerate(f, 1):
@@ -145,8 +151,8 @@ def read_scores(path: Path) -> tuple[list[float], list[float]]:
 
 def read_run(run: Path) -> pd.DataFrame:
     """One run directory's finished episodes (empty, with a warning, when none has finished)."""
-    config = read_config(run / "config.json")
-    scores = run / "scores.jsonl"
+    config = read_config(run)
+    scores = RunDir(run).logs["scores"]
     steps, returns = read_scores(scores) if scores.exists() else ([], [])
     if not steps:
         warnings.warn(f"{run}: no finished episode yet; run left out", stacklevel=2)
@@ -160,11 +166,11 @@ def load_runs(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
 
 
 def settings(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
-    """What each of our methods ran with, from config.json: `method, size, action_repeat` (one
+    """What each of our methods ran with, from their recorded configs: `method, size, action_repeat` (one
     row per distinct combination), so reports can say, e.g., which DMC protocol a table used."""
     rows = []
     for run in run_dirs(results, suite, variants):
-        config = read_config(run / "config.json")
+        config = read_config(run)
         rows.append({"method": ours(config["variant"]), "size": config["config"].get("size"),
                      "action_repeat": config["config"].get("run", {}).get("action_repeat")})
     return pd.DataFrame(rows, columns=["method", "size", "action_repeat"]).drop_duplicates()
@@ -181,24 +187,30 @@ def our_variants(results: Path | str, suite: str) -> list[str]:
 def load_bsuite(results: Path | str, variants=None) -> pd.DataFrame:
     """bsuite's own CSV logs of our bsuite runs, read by bsuite's `csv_load`.
 
-    Each run directory holds the `bsuite_id_-_*.csv` files bsuite's csv_logging wrote (in any
-    sub-folder). Adds `method` (our label) and `run_seed` from the run's config.json (bsuite's own
-    `seed` column is the bsuite_id's environment seed); returns one row per logged episode with
-    bsuite's columns (`bsuite_id`, `bsuite_env`, `episode`, ...).
+    Each run directory holds the one log bsuite's logging wrapper wrote (suites/bsuite.py). Adds
+    `method` (our label) and `run_seed` from the run's identity (bsuite's own `seed` column is the
+    bsuite_id's environment seed); returns one row per logged episode with bsuite's columns
+    (`bsuite_id`, `bsuite_env`, `episode`, ...). Runs without a logged episode yet are left out.
     """
     from bsuite.logging import csv_load  # bsuite is only needed for this suite
 
+    from suites.bsuite import csv_path, log_segments
+
     frames = []
     for run in run_dirs(results, "bsuite", variants):
-        config = read_config(run / "config.json")
-        for folder in sorted({p.parent for p in run.rglob("bsuite_id_-_*.csv")}):
-            try:
-                frame = csv_load.load_one_result_set(str(folder))
-            except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-                raise LoadError(f"{folder}: malformed bsuite CSV log ({error})") from None
-            frames.append(frame.assign(method=ours(config["variant"]),
-                                       run_seed=int(config["seed"])))
+        config = read_config(run)
+        path = csv_path(run, config["task"])
+        if log_segments(run, config["task"]):
+            raise LoadError(f"{run}: its bsuite log was restarted at each restart of the run (older versions "
+                            f"kept the previous one as {path.name}.N), so its episodes cannot be put in order; "
+                            "run it again")
+        if not path.exists():
+            continue
+        try:
+            frame = csv_load.load_one_result_set(str(path.parent))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise LoadError(f"{path}: malformed bsuite CSV log ({error})") from None
+        frames.append(frame.assign(method=ours(config["variant"]), run_seed=int(config["seed"])))
     if not frames:
-        raise LoadError(f"no bsuite CSV logs (bsuite_id_-_*.csv) in the run directories under "
-                        f"{Path(results) / 'bsuite'}")
+        raise LoadError(f"no bsuite CSV logs in the run directories under {Path(results) / 'bsuite'}")
     return pd.concat(frames, ignore_index=True)

@@ -1,4 +1,4 @@
-"""One number per run by the suite's scoring rule (SPEC §6), and its normalisation.
+"""One number per run by the suite's scoring rule (suites/README.md, "Scoring rules"), and its normalisation.
 
 The same rule scores published runs and ours. A shortened run of ours (config "shortened": true)
 is scored in the rule's window scaled by its budget / the suite's full budget, e.g. a 100K-frame

@@ -1,5 +1,5 @@
 """World model + actor + critic + slow critic + return normaliser; one train step and the policy
-(SPEC §1–3). Observation and action spaces come in as `dreamer.env.Space` descriptions."""
+(dreamer/README.md). Observation and action spaces come in as `dreamer.env.Space` descriptions."""
 from __future__ import annotations
 
 import contextlib
@@ -116,7 +116,7 @@ class Decoder(nn.Module):
 
 
 def lambda_return(reward, cont, boot, lam, last=None):
-    """λ-returns (SPEC §3). reward, cont, boot, last: (N, L+1) → (N, L).
+    """λ-returns (dreamer/README.md, "Imagination and returns"). reward, cont, boot, last: (N, L+1) → (N, L).
 
     R_L = boot_L;  R_t = r_{t+1} + c_{t+1}·((1 − λ_{t+1})·boot_{t+1} + λ_{t+1}·R_{t+1})
     with λ_t = λ·(1 − last_t): an episode cut by a time limit bootstraps there.
@@ -239,7 +239,7 @@ class Agent:
 
     def _critic_loss(self, logits: torch.Tensor, ret: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
         """(..., bins) logits → (...) two-hot cross-entropy towards the return plus slow_reg × that
-        towards the slow critic's mean (SPEC §3), sharing one log-softmax."""
+        towards the slow critic's mean, sharing one log-softmax."""
         logp = torch.log_softmax(logits.float(), -1)
         return twohot_nll(logp, ret, self.bins) + self.cfg.critic.slow_reg * twohot_nll(logp, slow, self.bins)
 
@@ -307,7 +307,7 @@ class Agent:
         term = data["is_terminal"][:, 1:].float()
         last = data["is_last"][:, 1:].float()
 
-        # World model (SPEC §3), averaged over B·T.
+        # World model (dreamer/README.md, "World model"), averaged over B·T.
         embed = m["enc"](obs).reshape(B, T, -1)
         h0, z0 = carry["deter"].float(), self._onehot_stoch(carry["stoch"])
         hs, zs, post = m["rssm"].observe(h0, z0, act[:, :-1], embed, data["is_first"][:, 1:].bool())

@@ -1,6 +1,6 @@
 """Benchmark of the train step: parameter counts per size preset, and updates/s, peak memory and
-FLOPs of one update for a given size, observation type, device and precision (DESIGN
-"Performance").
+FLOPs of one update for a given size, observation type, device and precision (dreamer/README.md,
+"Benchmark").
 
     python -m dreamer.bench --params
     python -m dreamer.bench --size size1m,size12m --obs proprio,image --device cpu \
@@ -22,6 +22,7 @@ and its fraction of that matmul rate. Rows are printed as a table and appended a
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -39,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dreamer.agent import Agent, resolve_precision
 from dreamer.config import SIZES, make_config
+from dreamer.device import resolve_device
 from dreamer.env import Space, signal_spaces
 
 OBS_KINDS = ("proprio", "image")
@@ -167,16 +169,21 @@ def _sync(device: torch.device) -> None:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def matmul_rate(device="cpu", precision: str = "float32", n: int = 2048, min_time: float = 0.5,
-                min_reps: int = 3) -> float:
+@functools.cache
+def matmul_rate(device="cpu", precision: str = "float32", n: int = 2048, min_time: float = 1.0,
+                min_reps: int = 5) -> float:
     """FLOP/s of a dense n×n @ n×n matmul at `precision` (2n³ FLOPs each), median over repeats
-    after one warm-up."""
+    after warming up for a fifth of `min_time`. Measured once per process and precision, so every
+    row of a sitting is a fraction of the same yardstick (one run measured 364 and 201 GFLOP/s
+    for two rows when each row timed its own)."""
     device = torch.device(device)
     dtype = _DTYPES[precision]
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    torch.mm(a, b)
-    _sync(device)
+    start = time.perf_counter()
+    while time.perf_counter() - start < min_time / 5:
+        torch.mm(a, b)
+        _sync(device)
     times, start = [], time.perf_counter()
     while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < 1000):
         t = time.perf_counter()
@@ -390,6 +397,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for obs in _csv(args.obs):
         if obs not in OBS_KINDS:
             p.error(f"unknown obs {obs!r}; valid: {', '.join(OBS_KINDS)}")
+    try:
+        for device in _csv(args.device):
+            for precision in _csv(args.precision):
+                resolve_precision(precision, resolve_device(device, "--device"))
+    except ValueError as exc:
+        p.exit(2, f"{p.prog}: error: {exc}\n")
     old_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)

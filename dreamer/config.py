@@ -1,8 +1,9 @@
-"""The one fixed DreamerV3 configuration (SPEC §1), size presets and validated dotted overrides.
+"""The one fixed DreamerV3 configuration (dreamer/README.md), size presets and validated dotted overrides.
 
-Everything a run depends on is a field here and is dumped to the run's `config.json`. Suites and
-variants change it only through `override(config, ["key=value", ...])`, so an unknown key fails
-with the nearest valid names instead of being silently ignored.
+Everything a run depends on is a field here and is recorded in its run directory (dreamer/rundir.py).
+Suites and variants change it only through `override(config, ["key=value", ...])`, so an unknown
+key fails with the nearest valid names instead of being silently ignored. `check` says which
+settings mean nothing a run can do.
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ class RSSMConfig:
 
 
 @dataclass
-class EncoderConfig:
+class ObsNetConfig:
+    """The networks that encode observations into the RSSM and decode them back (agent.enc,
+    agent.dec): a CNN for images, an MLP for vectors."""
+
     depth: int = 64
     mults: tuple[int, ...] = (2, 3, 4, 4)
     kernel: int = 5
@@ -97,8 +101,8 @@ class OptimConfig:
 @dataclass
 class AgentConfig:
     rssm: RSSMConfig = field(default_factory=RSSMConfig)
-    enc: EncoderConfig = field(default_factory=EncoderConfig)
-    dec: EncoderConfig = field(default_factory=EncoderConfig)
+    enc: ObsNetConfig = field(default_factory=ObsNetConfig)
+    dec: ObsNetConfig = field(default_factory=ObsNetConfig)
     reward: HeadConfig = field(default_factory=HeadConfig)
     cont: HeadConfig = field(default_factory=lambda: HeadConfig(outscale=1.0))
     actor: ActorConfig = field(default_factory=ActorConfig)
@@ -133,7 +137,7 @@ class RunConfig:
     checkpoint_every: float = 300.0  # seconds
     seed: int = 0
     deterministic: bool = False
-    device: str = "auto"  # auto: cuda when available
+    device: str = "auto"  # auto (cuda when available), cpu, cuda or cuda:N
 
 
 @dataclass
@@ -144,7 +148,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
 
-# SPEC §1 size presets: (deter, hidden, classes, CNN depth, MLP units). Only widths change.
+# Size presets (dreamer/README.md): (deter, hidden, classes, CNN depth, MLP units). Only widths change.
 SIZES: dict[str, tuple[int, int, int, int, int]] = {
     "size1m": (512, 64, 4, 4, 64),
     "size12m": (2048, 256, 16, 16, 256),
@@ -154,6 +158,10 @@ SIZES: dict[str, tuple[int, int, int, int, int]] = {
     "size200m": (8192, 1024, 64, 64, 1024),
     "size400m": (12288, 1536, 96, 96, 1536),
 }
+
+
+# Settings that count something a run needs at least one of.
+POSITIVE = ("run.batch_size", "run.batch_length", "run.train_ratio", "run.envs", "run.action_repeat")
 
 
 class ConfigError(ValueError):
@@ -205,13 +213,56 @@ def valid_keys(obj: Any = None, prefix: str = "") -> list[str]:
     return keys
 
 
+def get(config: Config, key: str) -> Any:
+    """The value of dotted `key` (a valid key, e.g. run.envs)."""
+    obj = config
+    for name in key.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def check(config: Config) -> None:
+    """Settings that parse but mean nothing a run can do, as a ConfigError naming the valid ones;
+    run at plan time, before anything is written."""
+    for key in POSITIVE:
+        value = get(config, key)
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    r = config.run
+    if r.budget <= 0 and r.budget_episodes <= 0:
+        raise ConfigError("the run has no budget: set run.budget (frames) or run.budget_episodes")
+    need = max(r.train_start, r.envs * (r.batch_length + 1))
+    if config.replay.capacity < need:
+        raise ConfigError(f"replay.capacity {config.replay.capacity} must hold run.train_start steps and "
+                          f"one window per environment ({need} steps)")
+    if config.agent.rssm.classes > 256:
+        raise ConfigError("replay stores stoch classes as uint8: agent.rssm.classes must be ≤ 256")
+    # torch is imported only here, so reading and overriding configs stays light.
+    from dreamer.agent import PRECISIONS
+    from dreamer.device import check_device
+
+    if config.agent.precision not in PRECISIONS:
+        raise ConfigError(f"agent.precision {config.agent.precision!r} is not one of {', '.join(PRECISIONS)}")
+    check_device(r.device)
+
+
+def check_image(shape: tuple[int, ...], config: Config) -> None:
+    """An image observation (H, W, C) the encoder and decoder can take: square, its side halved
+    once per CNN stage down to a whole number, so the decoder rebuilds the same size."""
+    h, w = shape[:2]
+    stages = max(len(config.agent.enc.mults), len(config.agent.dec.mults))
+    if h != w or h % 2**stages:
+        raise ConfigError(f"images of {h}×{w} do not fit the encoder: its {stages} stages need square images "
+                          f"with a side divisible by {2**stages}, e.g. 64×64")
+
+
 # Settings that may change between starts of one run without changing what it computes.
 OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every", "agent.compile")
 
 
 def resume_diff(stored: dict, config: Config) -> list[str]:
     """`key: old → new` for every non-operational setting in which `config` differs from the
-    config a run was started with (`stored`, as in its config.json)."""
+    config a run was started with (`stored`, as its run directory records it)."""
     old, new = _flatten(stored), _flatten(json.loads(to_json(config)))
     return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new))
             if k not in OPERATIONAL_KEYS and old.get(k) != new.get(k)]
@@ -267,12 +318,9 @@ def _unknown(key: str, choices: list[str]) -> str:
 def _set(config: Config, key: str, raw: str) -> None:
     if key not in valid_keys(config):
         raise ConfigError(_unknown(key, valid_keys(config)))
-    *path, leaf = key.split(".")
-    obj = config
-    for name in path:
-        obj = getattr(obj, name)
-    old = getattr(obj, leaf)
-    setattr(obj, leaf, _parse(raw, type(old), key))
+    path, _, leaf = key.rpartition(".")
+    obj = get(config, path) if path else config
+    setattr(obj, leaf, _parse(raw, type(getattr(obj, leaf)), key))
 
 
 def _parse(raw: str, kind: type, key: str) -> Any:

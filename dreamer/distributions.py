@@ -1,5 +1,5 @@
 """symlog/symexp, two-hot regression, unimix categoricals with straight-through samples, the
-bounded-std normal policy, and the Bernoulli continue head (SPEC §2)."""
+bounded-std normal policy, and the Bernoulli continue head (dreamer/README.md)."""
 from __future__ import annotations
 
 import math
@@ -90,7 +90,7 @@ def categorical_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def kl_losses(post: torch.Tensor, prior: torch.Tensor, free: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(..., S, K) probs → (dyn, rep) losses (...) with free nats on the per-step sum (SPEC §2):
+    """(..., S, K) probs → (dyn, rep) losses (...) with free nats on the per-step sum:
     dyn = max(free, KL(sg(post) ‖ prior)), rep = max(free, KL(post ‖ sg(prior)))."""
     dyn = categorical_kl(post.detach(), prior)
     rep = categorical_kl(post, prior.detach())
@@ -104,7 +104,7 @@ def bernoulli_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 class Policy:
     """The actor's distribution: categorical over logits (discrete) or a normal with
-    mean tanh(x) and std (maxstd − minstd)·σ(x + 2) + minstd (continuous), SPEC §2."""
+    mean tanh(x) and std (maxstd − minstd)·σ(x + 2) + minstd (continuous)."""
 
     def __init__(self, out: torch.Tensor, discrete: bool, minstd: float, maxstd: float):
         out = out.float()

@@ -12,14 +12,14 @@ An environment is any object with:
   discrete=N)`) or continuous in [-1, 1] (`Space((A,), 'float32', -1, 1)`).
 - `step(action: dict[str, np.ndarray]) -> dict[str, np.ndarray]`: one agent step. The first call,
   and every call after an observation with `is_last`, starts a new episode and ignores the action;
-  that first observation has `reward = 0` and `is_first = True` (SPEC §4).
+  that first observation has `reward = 0` and `is_first = True`.
 - `close()`.
 - optional `resumable = True`: pickling the environment captures its whole state (the episode in
   flight and its random generators), so a checkpoint can store it and a resumed run continues
   exactly where it stopped. Environments without it are rebuilt on resume (dreamer.train).
 
-Environments are built by factories `make_env(index) -> Env`; the factory owns seeding
-(DESIGN: seed · 1000 + index).
+Environments are built by factories `make_env(index) -> Env`; the factory owns seeding, with
+`env_seed` (seed · 1000 + index).
 """
 from __future__ import annotations
 
@@ -62,6 +62,19 @@ def signal_spaces() -> dict[str, Space]:
     """The four per-step signals every environment reports besides its observations."""
     return {"reward": Space((), "float32"), "is_first": Space((), "bool"),
             "is_last": Space((), "bool"), "is_terminal": Space((), "bool")}
+
+
+def signals(reward: float, is_first: bool = False, is_last: bool = False,
+            is_terminal: bool = False) -> dict[str, np.ndarray]:
+    """The four signals of one step, typed as `signal_spaces` declares them."""
+    return {"reward": np.float32(reward), "is_first": np.bool_(is_first), "is_last": np.bool_(is_last),
+            "is_terminal": np.bool_(is_terminal)}
+
+
+def env_seed(seed: int, index: int) -> int:
+    """The seed of environment `index` of a run seeded `seed`: distinct per environment and run
+    seed for up to 1000 environments."""
+    return seed * 1000 + index
 
 
 def agent_keys(obs_space: dict[str, Space]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Layers with the reference initialisation (SPEC §1 init, §2 networks).
+"""Layers with the reference initialisation (dreamer/README.md, "Initialisation").
 
 Layer order everywhere: Linear (or conv then max-pool) → RMSNorm → SiLU.
 """
@@ -93,7 +93,7 @@ class MLP(nn.Sequential):
 class ConvEncoder(nn.Module):
     """Images (N, H, W, C) uint8 → (N, E) with E = (H/2^L)·(W/2^L)·depth·mults[-1].
 
-    Each stage: 5×5 conv stride 1 → 2×2 max-pool → RMSNorm → SiLU (SPEC §1 encoder).
+    Each stage: 5×5 conv stride 1 → 2×2 max-pool → RMSNorm → SiLU.
     """
 
     def __init__(self, channels: int, resolution: int, depth: int, mults, kernel: int):

@@ -1,4 +1,4 @@
-"""The single optimizer of SPEC §1: adaptive gradient clipping per tensor, then RMS normalisation
+"""The single optimizer (dreamer/README.md): adaptive gradient clipping per tensor, then RMS normalisation
 (β2, bias-corrected, ε added after the square root), then momentum on the normalised update (β1,
 bias-corrected) — LaProp's order, not Adam's — with a linear learning-rate warm-up and no weight
 decay. As in the reference, the warm-up is evaluated at the count *before* the update: the first

@@ -1,4 +1,4 @@
-"""Replay buffer (SPEC §1 "replay", "latent carry-over").
+"""Replay buffer (dreamer/README.md, "Data": online and uniform sampling, latent carry-over).
 
 Every environment writes its own stream of steps. A replayed item is a window of `length`
 consecutive steps of one stream (batch_length + 1: step 0 is the context step). Windows are drawn
@@ -22,6 +22,7 @@ import numpy as np
 
 from dreamer.env import Space
 
+STATE, ARRAYS = "replay.json", "replay.npz"  # the files `save` writes
 _ORDER = "_order"  # global insertion number of each step, which decides FIFO eviction across streams
 
 
@@ -136,13 +137,22 @@ class Replay:
             for _, chunk, lo, hi in self._pieces(s.start, s.end):
                 for k in self.spaces:
                     arrays[f"{stream}/{chunk}/{k}"] = s.chunks[chunk][k][lo:hi]
-        np.savez(Path(directory) / "replay.npz", **arrays)
-        (Path(directory) / "replay.json").write_text(json.dumps(meta))
+        np.savez(Path(directory) / ARRAYS, **arrays)
+        (Path(directory) / STATE).write_text(json.dumps(meta))
 
-    def load(self, directory: Path) -> None:
-        """Restore what `save` wrote into this (empty) buffer of the same spaces."""
-        meta = json.loads((Path(directory) / "replay.json").read_text())
-        with np.load(Path(directory) / "replay.npz") as arrays:
+    @staticmethod
+    def read_state(path: Path) -> dict:
+        """The queue, counters and generator state that `save` wrote to `path` (its STATE file)."""
+        meta = json.loads(Path(path).read_text())
+        missing = {"streams", "queue", "added", "size", "rng"} - set(meta)
+        if missing:
+            raise ValueError(f"no {', '.join(sorted(missing))}")
+        return meta
+
+    def load(self, path: Path, meta: dict) -> None:
+        """Restore what `save` wrote into this (empty) buffer of the same spaces: the steps from
+        `path` (its ARRAYS file), everything else from `meta` (as `read_state` returns it)."""
+        with np.load(path) as arrays:
             for stream, (start, end, online) in meta["streams"].items():
                 s = self.streams[int(stream)] = _Stream()
                 s.start, s.end, s.online = start, end, online

@@ -1,4 +1,4 @@
-"""The recurrent state-space model with a block GRU (SPEC §2): observe scans over T, imagine
+"""The recurrent state-space model with a block GRU (dreamer/README.md, "World model"): observe scans over T, imagine
 over H. The state is (h, z): deter h (…, D) and one-hot stoch z (…, S, K)."""
 from __future__ import annotations
 

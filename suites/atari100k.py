@@ -1,14 +1,14 @@
-"""Atari 100K: 26 games through ale-py's own Gymnasium environments (SPEC §4).
+"""Atari 100K: 26 games through ale-py's own Gymnasium environments (suites/README.md, "atari100k").
 
 The Gymnasium env runs one emulator frame per call (`frameskip=1`); action repeat, max-pooling,
 no-ops and resizing happen here so each is an explicit protocol knob. ale-py 0.10 changed the
-low-level action API, so the adapter never calls `ale.act` itself (SPEC §4, Atari note).
+low-level action API, so the adapter never calls `ale.act` itself.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from dreamer.env import Space, signal_spaces
+from dreamer.env import Space, env_seed, signal_spaces, signals
 from suites.base import Resources, ScoringRule, Suite, SuiteError
 
 GAMES = (
@@ -106,8 +106,7 @@ class Atari:
 
     def _obs(self, frames, reward, is_first=False, is_last=False, is_terminal=False):
         return {"image": pool_and_resize(frames, self._p["size"]),
-                "reward": np.float32(reward), "is_first": np.bool_(is_first),
-                "is_last": np.bool_(is_last), "is_terminal": np.bool_(is_terminal)}
+                **signals(reward, is_first, is_last, is_terminal)}
 
     def close(self) -> None:
         self._env.close()
@@ -122,7 +121,7 @@ def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
     for key in _FIXED:
         if protocol[key] != suite.protocol[key]:
             raise SuiteError(f"atari protocol knob {key!r} is fixed to {suite.protocol[key]!r}")
-    return Atari(suite.check_task(task).removeprefix("atari_"), seed * 1000 + index, protocol, repeat)
+    return Atari(suite.check_task(task).removeprefix("atari_"), env_seed(seed, index), protocol, repeat)
 
 
 SUITES = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dreamer.config import Config, make_config
+from dreamer.config import Config, check, check_image, get, make_config
 from dreamer.env import Env
 
 
@@ -27,7 +27,7 @@ def unknown(kind: str, name: str, valid) -> SuiteError:
 
 @dataclass(frozen=True)
 class ScoringRule:
-    """How one run becomes one number (SPEC §6), applied alike to published runs and ours.
+    """How one run becomes one number (suites/README.md, "Scoring rules"), applied alike to published runs and ours.
 
     `window` is [lo, hi] in frames: the score is the mean return of training episodes ending in it;
     when none ends there, the last episode ending before `hi` (fallback "last_before").
@@ -60,8 +60,8 @@ class Suite:
 
     `published` is the prefix of the published score files (`{published}-{method}.json.gz`) and of
     task names in them is the same as ours. `config` are dotted overrides of the fixed config
-    (SPEC §4 table: train ratio, size, envs, action repeat). `protocol` are the environment knobs,
-    recorded in each run's config.json; `make_env(task, index, seed, protocol)` builds one env.
+    (suites/README.md, "Settings per suite": train ratio, size, envs, action repeat). `protocol` are the environment knobs,
+    recorded in each run's directory; `make_env(task, index, seed, protocol)` builds one env.
     """
 
     name: str
@@ -74,6 +74,7 @@ class Suite:
     make_env: Callable[..., Env]
     published: str = ""
     task_budgets: dict = field(default_factory=dict)  # task -> (frames, episodes) where it differs
+    fixed: dict = field(default_factory=dict)  # dotted key -> the value every run of the suite needs
 
     def check_task(self, task: str) -> str:
         if task not in self.tasks:
@@ -86,6 +87,17 @@ class Suite:
             if key not in self.protocol:
                 raise unknown(f"{self.name} protocol knob", key, self.protocol)
         return {**self.protocol, **protocol}
+
+    def check_settings(self, config: Config, protocol: dict) -> None:
+        """What one run's settings must mean, checked before anything is submitted: the config's
+        own checks, the images the protocol's `size` (height, width) gives the encoder, and the
+        settings the suite fixes."""
+        check(config)
+        if "size" in protocol:
+            check_image(tuple(protocol["size"]), config)
+        for key, value in self.fixed.items():
+            if get(config, key) != value:
+                raise SuiteError(f"{self.name} runs need {key}={value}, got {get(config, key)}")
 
     def task_budget(self, task: str) -> tuple[int, int]:
         """(frames, episodes) a full run of `task` takes; 0 means no limit of that kind."""
@@ -109,5 +121,5 @@ def check_no_repeat(suite: str, repeat: int) -> None:
 
 
 def run_dir(results: Path | str, suite: str, variant: str, task: str, seed: int) -> Path:
-    """DESIGN run directory: results/{suite}/{variant}/{task}/seed{N}; '/' in task ids becomes '-'."""
+    """The run directory results/{suite}/{variant}/{task}/seed{N} (dreamer/README.md); '/' in task ids becomes '-'."""
     return Path(results) / suite / variant / task.replace("/", "-") / f"seed{seed}"

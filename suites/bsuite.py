@@ -1,18 +1,27 @@
 """BSuite: the 468 bsuite_ids ("catch/0", ...) as tasks, each with bsuite's own episode budget.
 
-Observations are flattened to one float32 vector `obs`. With a `logdir`, bsuite's own CSV logging
-wrapper records the run into `{logdir}/bsuite/`, the layout its analysis (`csv_load.load_bsuite`)
-reads. Ids whose bsuite setting leaves the environment seed open (`seed: None`) get one derived
-from the run seed, env index and id, so runs are reproducible and replicates stay distinct.
+Observations are flattened to one float32 vector `obs`. With a `logdir`, bsuite's own logging
+wrapper records the run into `{logdir}/bsuite/bsuite_id_-_{id}.csv`, the layout its analysis
+(`csv_load.load_bsuite`) reads. Ids whose bsuite setting leaves the environment seed open
+(`seed: None`) get one derived from the run seed, env index and id, so runs are reproducible and
+replicates stay distinct.
+
+Restarts. The environments are `resumable` (dreamer/env.py): a checkpoint holds the environment,
+bsuite's counters and the rows logged so far, so a resumed run continues the episode, the counters
+and the log where the checkpoint left them. The log file is rewritten whole (as bsuite's own logger
+does) from those rows at the first step after a (re)start, which drops rows a killed run logged
+after its checkpoint; a start that fails before stepping changes nothing.
 """
 from __future__ import annotations
 
+import io
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
 
-from dreamer.env import Space, signal_spaces
+from dreamer.env import Space, env_seed, signal_spaces, signals
 from suites.base import Resources, ScoringRule, Suite, SuiteError, check_no_repeat
 
 # experiment: (number of settings, episodes per id, bsuite tags) as in bsuite.sweep (0.3.6).
@@ -64,26 +73,77 @@ def csv_path(logdir: str | os.PathLike, task: str) -> Path:
     return Path(logdir) / "bsuite" / f"bsuite_id_-_{task.replace('/', '-')}.csv"
 
 
-def _keep_previous_log(path: Path) -> None:
-    """A restarted run starts bsuite's counters afresh; the previous CSV is kept as .csv.N."""
-    if path.exists():
-        number = 1
-        while path.with_name(f"{path.name}.{number}").exists():
-            number += 1
-        path.rename(path.with_name(f"{path.name}.{number}"))
+def log_segments(logdir: str | os.PathLike, task: str) -> list[Path]:
+    """Logs of earlier versions, which restarted bsuite's counters at every restart and kept the
+    previous file as `.csv.N`: such a run's episodes cannot be put back in order."""
+    path = csv_path(logdir, task)
+    return sorted(path.parent.glob(f"{path.name}.*[0-9]"))
+
+
+class CsvLog:
+    """bsuite's CSV log of one run (a bsuite `Logger`): every write rewrites the file with all rows,
+    through a temporary file, so a kill never leaves it torn."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+
+    def write(self, data: dict) -> None:
+        self.rows.append(dict(data))
+        self.save()
+
+    def save(self) -> None:
+        """The file holds exactly `rows` (no file while there are none)."""
+        if not self.rows:
+            self.path.unlink(missing_ok=True)
+            return
+        import pandas as pd
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        os.replace(tmp, self.path)
+
+
+def _set_state(obj, state: dict) -> None:
+    obj.__dict__.update(state)
+
+
+def _dumps(obj) -> bytes:
+    """Pickle a bsuite environment. Its wrappers forward unknown attributes to the environment they
+    wrap, so unpickling them the usual way (which asks the new, empty object for __setstate__)
+    recurses without end; their attributes are set directly instead. cloudpickle takes the
+    lambdas of the cartpole environments."""
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, o):
+            if hasattr(type(o), "__getattr__") and hasattr(o, "__dict__") and not isinstance(o, type):
+                return object.__new__, (type(o),), vars(o), None, None, _set_state
+            return super().reducer_override(o)
+
+    out = io.BytesIO()
+    Pickler(out).dump(obj)
+    return out.getvalue()
 
 
 class BSuite:
-    """A bsuite (dm_env) environment as an `Env` (dreamer/env.py)."""
+    """A bsuite (dm_env) environment, logged into `log` when given, as an `Env` (dreamer/env.py)."""
 
-    def __init__(self, env):
-        self._env = env
+    resumable = True
+
+    def __init__(self, env, log: CsvLog | None = None):
+        self._env, self._log = env, log
         self._done = True
+        self._synced = False  # whether the log file holds exactly the rows of this environment
         self._shape = (int(np.prod(env.observation_spec().shape)),)
         self.obs_space = {"obs": Space(self._shape, "float32"), **signal_spaces()}
         self.act_space = {"action": Space((), "int32", discrete=int(env.action_spec().num_values))}
 
     def step(self, action: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self._synced and self._log is not None:
+            self._log.save()
+            self._synced = True
         if self._done:
             time_step = self._env.reset()
         else:
@@ -91,9 +151,16 @@ class BSuite:
         last = time_step.last()
         self._done = last
         return {"obs": np.asarray(time_step.observation, np.float32).reshape(self._shape),
-                "reward": np.float32(time_step.reward or 0.0),
-                "is_first": np.bool_(time_step.first()), "is_last": np.bool_(last),
-                "is_terminal": np.bool_(last and time_step.discount == 0)}
+                **signals(time_step.reward or 0.0, time_step.first(), last, last and time_step.discount == 0)}
+
+    def __getstate__(self) -> dict:
+        # The log is pickled with the environment that writes to it, so both stay one object.
+        return {**vars(self), "_env": None, "_log": None, "pickled": _dumps((self._env, self._log))}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._env, self._log = pickle.loads(self.__dict__.pop("pickled"))
+        self._synced = False
 
     def close(self) -> None:
         self._env.close()
@@ -107,22 +174,25 @@ def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
     suite.check_protocol(protocol or {})
     experiment, setting = suite.check_task(task).split("/")
     from bsuite import bsuite, sweep
-    from bsuite.logging import csv_logging
+    from bsuite.utils import wrappers
 
     kwargs = dict(sweep.SETTINGS[task])
     if "seed" in kwargs and kwargs["seed"] is None:
-        entropy = [seed * 1000 + index, list(EXPERIMENTS).index(experiment), int(setting)]
+        entropy = [env_seed(seed, index), list(EXPERIMENTS).index(experiment), int(setting)]
         kwargs["seed"] = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     try:
         env = bsuite.load(experiment, kwargs)
     except OSError as error:  # only the MNIST experiments fetch data on load
         raise SuiteError(f"bsuite {task} needs the MNIST files in /tmp/mnist, downloaded from "
                          f"{MNIST_URL} on first use: {error}") from error
-    if logdir is not None:
-        path = csv_path(logdir, task)
-        _keep_previous_log(path)
-        env = csv_logging.wrap_environment(env, task, str(path.parent))
-    return BSuite(env)
+    if logdir is None:
+        return BSuite(env)
+    if index:
+        # One log per run: a second environment, or one rebuilt on resume, would restart it.
+        raise SuiteError(f"bsuite logs one environment per run, built once, not environment {index}: use "
+                         "run.envs=1, and start again a run checkpointed before bsuite environments resumed")
+    log = CsvLog(csv_path(logdir, task))
+    return BSuite(wrappers.Logging(env, log), log)
 
 
 SUITES = {
@@ -137,5 +207,6 @@ SUITES = {
         resources=Resources(gpus=1, cpus=2, mem_gb=16, hours=12.0),
         make_env=make_env,
         task_budgets={task: (0, episodes) for task, episodes in EPISODES.items()},
+        fixed={"run.envs": 1},  # bsuite scores one agent's sequence of episodes, logged as one
     ),
 }

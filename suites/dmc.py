@@ -1,7 +1,7 @@
 """DeepMind Control: the proprio (18 tasks) and vision (20 tasks) suites of the published curves.
 
 Proprio observations are dm_control's own keys, each flattened to a float32 vector; vision
-observations are one 64×64 RGB image and nothing else (SPEC §4). Episodes keep dm_control's own
+observations are one 64×64 RGB image and nothing else. Episodes keep dm_control's own
 1000-frame limit; a step is terminal only when dm_control reports discount 0.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from dreamer.env import Space, signal_spaces
+from dreamer.env import Space, env_seed, signal_spaces, signals
 from suites.base import Resources, ScoringRule, Suite
 
 PROPRIO_TASKS = (
@@ -95,8 +95,7 @@ class DMC:
                    for k, v in time_step.observation.items()}
         else:
             obs = {"image": self._env.physics.render(*self._size, camera_id=self._camera)}
-        return {**obs, "reward": np.float32(reward), "is_first": np.bool_(is_first),
-                "is_last": np.bool_(is_last), "is_terminal": np.bool_(is_terminal)}
+        return {**obs, **signals(reward, is_first, is_last, is_terminal)}
 
     def close(self) -> None:
         self._env.close()
@@ -113,7 +112,7 @@ def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
     os.environ.setdefault("MUJOCO_GL", "egl")
     from dm_control import suite as dmc_suite
 
-    env = dmc_suite.load(domain, name, task_kwargs={"random": seed * 1000 + index})
+    env = dmc_suite.load(domain, name, task_kwargs={"random": env_seed(seed, index)})
     if suite == "dmc_proprio":
         return DMC(env, repeat)
     return DMC(env, repeat, CAMERAS.get(domain, 0), protocol["size"])

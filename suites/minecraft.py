@@ -1,4 +1,4 @@
-"""Minecraft diamond (SPEC §5) on MineRL 0.4.4.
+"""Minecraft diamond (suites/README.md, "minecraft") on MineRL 0.4.4.
 
 The task logic — the 25 actions, sticky jump, pitch limit, milestone and health rewards and the
 observation layout — is plain Python below and runs without the game. MineRL (and Java 8, which it
@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from dreamer.env import Space, signal_spaces
+from dreamer.env import Space, env_seed, signal_spaces, signals
 from suites.base import Resources, ScoringRule, Suite, SuiteError, check_no_repeat
 
 TASKS = ("minecraft_diamond",)
@@ -63,7 +63,7 @@ INSTALL = ("minecraft needs MineRL 0.4.4, which runs Minecraft on Java 8: instal
 
 
 class ActionShaper:
-    """Agent action index → MineRL action dict, with sticky jump and the pitch limit (SPEC §5).
+    """Agent action index → MineRL action dict, with sticky jump and the pitch limit.
 
     A jump keeps jumping and moving forward for `sticky_jump` steps (the jump step included).
     A camera move that would tilt the view beyond ±`pitch_limit` degrees keeps the pitch instead.
@@ -96,7 +96,7 @@ class ActionShaper:
 class MilestoneReward:
     """+1 the first time in an episode each of ITEMS enters the inventory, plus 0.01·Δhealth.
 
-    Items already held at the start of the episode give nothing (SPEC §5). `health` is life / 20.
+    Items already held at the start of the episode give nothing. `health` is life / 20.
     """
 
     def __init__(self, items: tuple[str, ...] = ITEMS, health_scale: float = HEALTH_SCALE):
@@ -170,8 +170,7 @@ class Minecraft:
             # MineRL lost its connection and sends a random observation; end the episode on the
             # last real one instead.
             self._done = True
-            return {**self._last, "reward": np.float32(0.0), "is_first": np.bool_(False),
-                    "is_last": np.bool_(True), "is_terminal": np.bool_(False)}
+            return {**self._last, **signals(0.0, is_last=True)}
         obs = self._observe(raw)
         reward = self._reward(dict(zip(self._inventory_keys, obs["inventory"])), obs["health"])
         self._done = died or self._steps >= self._length
@@ -192,8 +191,7 @@ class Minecraft:
 
     def _signals(self, obs, reward, is_first=False, is_last=False, is_terminal=False):
         self._last = obs
-        return {**obs, "reward": np.float32(reward), "is_first": np.bool_(is_first),
-                "is_last": np.bool_(is_last), "is_terminal": np.bool_(is_terminal)}
+        return {**obs, **signals(reward, is_first, is_last, is_terminal)}
 
     def close(self) -> None:
         self._env.close()
@@ -289,7 +287,7 @@ def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
     protocol = suite.check_protocol(protocol or {})
     suite.check_task(task)
     env = diamond_spec(protocol["size"], protocol["break_speed"]).make()
-    env.seed(seed * 1000 + index)
+    env.seed(env_seed(seed, index))
     return Minecraft(env, protocol)
 
 

@@ -1,15 +1,14 @@
 """`python -m suites.run SUITE --seeds N …`: plan the runs of a suite, submit the ones that need it
 (one submitit job per (task, seed); one job array per launch on SLURM), optionally wait.
 
-Idempotent: a run with DONE is skipped; a run whose recorded job is queued or running (see
-suites/status.py) is not submitted again; any other run is submitted and resumes from its
-checkpoint. Runs shortened with `--budget N` live apart from full runs, in the variant directory
-`{variant}-budget{N}`, and are marked `shortened: true` in their config.json.
+Idempotent: a finished run is skipped; a run that is queued or running (see suites/status.py) is
+not submitted again; any other run is submitted and resumes from its checkpoint. Runs shortened
+with `--budget N` live apart from full runs, in the variant directory `{variant}-budget{N}`, and
+are marked shortened in their identity (dreamer/rundir.py).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -22,9 +21,10 @@ import yaml
 from tabulate import tabulate
 
 from dreamer.config import Config, ConfigError, resume_diff, to_dict
+from dreamer.rundir import RunDir, RunDirError, RunIdentity
 from suites.base import Resources, Suite, SuiteError, run_dir
-from suites.status import (DEFAULT_RESULTS, JobRecord, SchedulerError, failure_tail, process_start,
-                           states, write_record)
+from suites.jobs import JobRecord, SchedulerError, process_start, write_record
+from suites.status import DEFAULT_RESULTS, failure_tail, states
 from suites.variants import VARIANTS, get_variant
 
 EXECUTORS = ("local", "slurm")
@@ -38,12 +38,14 @@ POLL_SECONDS = 5.0
 
 
 @dataclass
-class Run:
+class PlannedRun:
+    """One (task, seed) of a plan: where it runs, with what, and where it stands."""
+
     task: str
     seed: int
     run_dir: Path
     config: Config
-    meta: dict  # config.json fields besides the config (DESIGN: run directory)
+    identity: RunIdentity
     state: str = "new"
     record: JobRecord | None = None
 
@@ -53,7 +55,7 @@ class Plan:
     suite: Suite
     variant: str  # the variant directory
     overrides: list[str]  # the variant's and --set config overrides
-    runs: list[Run]
+    runs: list[PlannedRun]
     resources: Resources
     profile: dict
     results: Path
@@ -88,10 +90,10 @@ def resources(suite: Suite, profile: dict) -> Resources:
 def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: list[str] = (),
               tasks: list[str] | None = None, budget: int | None = None,
               results: Path = DEFAULT_RESULTS, profile: dict | None = None) -> Plan:
-    """One Run per (task, seed) with its resolved config and current state; creates nothing.
+    """One PlannedRun per (task, seed) with its resolved config and current state; creates nothing.
 
     Raises SuiteError / ConfigError naming the valid choices for a bad suite, task, variant,
-    protocol knob or config key, and for a run dir that was started with another config."""
+    protocol knob, config key or setting, and for a run dir that was started with another config."""
     from suites.registry import get_suite
 
     suite = get_suite(suite_name)
@@ -108,27 +110,26 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
     runs = []
     for task in tasks:
         for seed in range(seeds):
-            meta = {"suite": suite.name, "task": task, "variant": dirname, "seed": seed,
-                    "protocol": protocol, "shortened": budget is not None}
-            runs.append(Run(task, seed, run_dir(results, suite.name, dirname, task, seed),
-                            suite.run_config(task, seed, overrides, budget), meta))
+            identity = RunIdentity(suite.name, task, dirname, seed, protocol, budget is not None)
+            runs.append(PlannedRun(task, seed, run_dir(results, suite.name, dirname, task, seed),
+                                   suite.run_config(task, seed, overrides, budget), identity))
     for run in runs:
+        suite.check_settings(run.config, protocol)
         _check_same_config(run)
     plan = Plan(suite, dirname, overrides, runs, resources(suite, profile or {}), profile or {}, results)
     refresh(plan)
     return plan
 
 
-def _check_same_config(run: Run) -> None:
+def _check_same_config(run: PlannedRun) -> None:
     """A run resumes only with the config it started with (dreamer.train refuses otherwise; this
     says so before anything is submitted)."""
-    path = run.run_dir / "config.json"
-    if not path.exists():
-        return
+    rd = RunDir(run.run_dir)
     try:
-        diff = resume_diff(json.loads(path.read_text())["config"], run.config)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise SuiteError(f"malformed {path}: {e}") from e
+        record = rd.read_config()
+        diff = [] if record is None else resume_diff(record["config"], run.config)
+    except (RunDirError, KeyError, TypeError, AttributeError) as e:
+        raise SuiteError(f"malformed {rd.config}: {e}") from e
     if diff:
         raise ConfigError(f"{run.run_dir} was started with another config ({'; '.join(diff[:5])}); "
                           f"use another --variant, --budget or --results, or delete that run")
@@ -176,12 +177,12 @@ def local_slots(plan: Plan) -> int:
     return plan.profile.get("array_parallelism") or max(1, (os.cpu_count() or 1) // max(1, plan.resources.cpus))
 
 
-def submit(plan: Plan, executor: str) -> list[Run]:
+def submit(plan: Plan, executor: str) -> list[PlannedRun]:
     """Submit every run that needs it as one batch (one job array on SLURM); record each job in
     its run dir. Returns the submitted runs."""
     import submitit
 
-    from suites.job import RunJob
+    from suites.jobs import RunJob
 
     todo = [r for r in plan.runs if r.state in TO_SUBMIT]
     if not todo:
@@ -204,7 +205,7 @@ def submit(plan: Plan, executor: str) -> list[Run]:
     ex.update_parameters(**params)
     try:
         with ex.batch():
-            jobs = [ex.submit(RunJob(to_dict(r.config), r.meta, str(r.run_dir), res.cpus, slots,
+            jobs = [ex.submit(RunJob(to_dict(r.config), r.identity, str(r.run_dir), res.cpus, slots,
                                      str(plan.results / ".submitit" / "local-slots")))
                     for r in todo]
     except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as e:

@@ -31,8 +31,8 @@ class Variant:
 
 
 VARIANTS = {v.name: v for v in (
-    Variant("dreamerv3", "the fixed DreamerV3 config (SPEC §1) with the suite's settings"),
-    # SPEC §4: the 2024-12 code line runs DMC at action repeat 1, and proprio at size1m.
+    Variant("dreamerv3", "the fixed DreamerV3 config with the suite's settings"),
+    # The 2024-12 reference code runs DMC at action repeat 1, and proprio at size1m (suites/README.md).
     Variant("dmc2412", "2024-12 DMC settings: action repeat 1; size1m for dmc_proprio",
             config=("run.action_repeat=1",), per_suite={"dmc_proprio": ("size=size1m",)},
             suites=("dmc_proprio", "dmc_vision")),

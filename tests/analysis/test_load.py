@@ -88,3 +88,21 @@ def test_run_without_finished_episode_is_left_out_with_a_warning(tmp_path, make_
     make_run(tmp_path, "atari100k", "v", "atari_pong", 0, [], 440_000)
     with pytest.warns(UserWarning, match="no finished episode yet"):
         assert load.load_runs(tmp_path, "atari100k").empty
+
+
+def test_a_run_without_a_recorded_suite_or_variant_is_named(tmp_path, make_run):
+    run = make_run(tmp_path, "atari100k", "v", "atari_pong", 0, [(1, 1.0)], 440_000)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "suite": None, "variant": None}))
+    with pytest.raises(load.LoadError, match="config.json: no suite, variant recorded"):
+        load.load_runs(tmp_path, "atari100k")
+
+
+def test_a_bsuite_log_restarted_by_an_older_version_is_refused(tmp_path, make_run):
+    pytest.importorskip("bsuite")
+    run = make_run(tmp_path, "bsuite", "v", "catch/0", 0, [], budget=0)
+    (run / "bsuite").mkdir()
+    for name in ("bsuite_id_-_catch-0.csv", "bsuite_id_-_catch-0.csv.1"):  # newest, and the one before
+        (run / "bsuite" / name).write_text("steps,episode,total_return,episode_len,episode_return,total_regret\n")
+    with pytest.raises(load.LoadError, match="restarted at each restart of the run .* cannot be put in order"):
+        load.load_bsuite(tmp_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from dreamer.env import Space, signal_spaces
+from dreamer.env import Space, env_seed, signal_spaces, signals
 
 
 class CartPole:
@@ -43,8 +43,7 @@ class CartPole:
         return self._obs(state, reward, last=self.done, terminal=terminal)
 
     def _obs(self, state, reward, first=False, last=False, terminal=False) -> dict:
-        return {"vector": np.asarray(state, np.float32), "reward": np.float32(reward),
-                "is_first": first, "is_last": last, "is_terminal": terminal}
+        return {"vector": np.asarray(state, np.float32), **signals(reward, first, last, terminal)}
 
     def close(self) -> None:
         self.env.close()
@@ -60,4 +59,4 @@ TASKS = {"cartpole": CartPole, "cartpole-rebuilt": RebuiltCartPole}
 def make_env(task: str, index: int, seed: int = 0, repeat: int = 1):
     if task not in TASKS:
         raise ValueError(f"unknown test task {task!r}; valid: {', '.join(TASKS)}")
-    return TASKS[task](seed * 1000 + index, repeat)
+    return TASKS[task](env_seed(seed, index), repeat)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -110,3 +111,17 @@ def test_auto_precision_is_one_rule_for_agent_and_bench():
     assert resolve_precision("auto", torch.device("meta")) == "float32"
     with pytest.raises(ValueError, match="valid: auto, float32, bfloat16"):
         resolve_precision("fp8", cpu)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "garbage"], "--device 'garbage' is not a device; valid: auto, cpu, cuda, cuda:N"),
+    (["--precision", "fp8"], "unknown precision 'fp8'; valid: auto, float32, bfloat16"),
+    pytest.param(["--device", "cuda"], "built without CUDA|this machine has 0 CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
+])
+def test_devices_and_precisions_that_are_not_here_exit_2_with_one_line(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit:
+        bench.main(["--size", "size1m", "--device", "cpu", "--out", str(tmp_path / "bench"), *args])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and re.search(message, err) and err.count("\n") == 1, err
+    assert not (tmp_path / "bench").exists()

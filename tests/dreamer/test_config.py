@@ -1,6 +1,6 @@
 import pytest
 
-from dreamer.config import SIZES, ConfigError, from_json, make_config, to_json, valid_keys
+from dreamer.config import SIZES, ConfigError, check_image, from_json, make_config, to_json, valid_keys
 
 
 def test_default_is_size200m_fixed_config():
@@ -48,3 +48,11 @@ def test_json_round_trip():
     back = from_json(to_json(c))
     assert back == c
     assert "agent.rssm.free_nats" in valid_keys()
+
+
+def test_images_must_fit_the_encoder():
+    config = make_config(["size=size1m"])
+    check_image((64, 64, 3), config)
+    for shape in [(60, 60, 3), (64, 48, 3)]:
+        with pytest.raises(ConfigError, match="4 stages need square images with a side divisible by 16"):
+            check_image(shape, config)

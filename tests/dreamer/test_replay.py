@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dreamer.env import Space
-from dreamer.replay import Replay
+from dreamer.replay import ARRAYS, STATE, Replay
 
 L = 5  # window length in these tests
 
@@ -109,7 +109,7 @@ def test_save_load_gives_the_same_samples(tmp_path):
     replay.save(tmp_path)
     after = [replay.sample(4) for _ in range(5)]
     restored = make(capacity=40, online=True, chunk=4, seed=123)
-    restored.load(tmp_path)
+    restored.load(tmp_path / ARRAYS, Replay.read_state(tmp_path / STATE))
     assert len(restored) == len(replay) == 40
     for data, carry, ref in after:
         d2, c2, r2 = restored.sample(4)

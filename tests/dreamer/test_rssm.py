@@ -6,7 +6,7 @@ from dreamer.rssm import RSSM
 
 
 def plain_core(rssm, h, z, action):
-    """The GRU core as SPEC §2 writes it, with dense block-diagonal weight matrices: the
+    """The GRU core as dreamer/README.md ("World model", RSSM step) writes it, with dense block-diagonal weight matrices: the
     reference for the block-major batched-matmul implementation."""
     G, D = rssm.cfg.blocks, rssm.cfg.deter
     action = action / action.abs().clamp(min=1.0)

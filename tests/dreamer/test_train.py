@@ -2,8 +2,10 @@
 import functools
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,12 +15,14 @@ import pytest
 import torch
 
 from dreamer.config import ConfigError, make_config, to_dict
-from dreamer.train import RunDirError, main, train, updates_due
+from dreamer.loop import updates_due
+from dreamer.rundir import RunDir, RunDirBusy, RunDirError, RunIdentity
+from dreamer.train import main, train
 from envs import make_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-FILES = ["DONE", "checkpoint", "config.json", "metrics.jsonl", "scores.jsonl"]
+FILES = ["DONE", "checkpoint", "config.json", "lock", "metrics.jsonl", "scores.jsonl"]
 
 
 def tiny(*overrides):
@@ -31,12 +35,14 @@ def lines(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
-def snapshot(run_dir):
-    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(Path(run_dir).rglob("*")) if p.is_file()}
+def snapshot(run_dir, lock=True):
+    """Every file's bytes; `lock=False` leaves out the lock, which each start signs with its pid."""
+    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(Path(run_dir).rglob("*"))
+            if p.is_file() and (lock or p.name != "lock")}
 
 
 def test_updates_due_is_floor_of_steps_times_ratio():
-    # SPEC: updates per agent step = train_ratio / (16 · 64).
+    # Updates per agent step = train_ratio / (16 · 64) (dreamer/README.md, "Training loop").
     assert [updates_due(n, 0, 256, 1024) for n in (0, 3, 4, 1000, 1001)] == [0, 0, 1, 250, 250]
     assert [updates_due(n, 0, 32, 1024) for n in (31, 32, 64, 100_000)] == [0, 1, 2, 3125]
     assert [updates_due(n, 0, 1024, 1024) for n in (1, 7, 110_000)] == [1, 7, 110_000]
@@ -45,9 +51,8 @@ def test_updates_due_is_floor_of_steps_times_ratio():
 
 def test_run_writes_the_design_files_with_steps_in_frames_and_a_rerun_does_nothing(tmp_path, capsys):
     config = tiny("run.action_repeat=2", "run.budget=120", "run.train_ratio=4")
-    meta = {"suite": "tests", "task": "cartpole", "variant": "dreamerv3", "protocol": {"repeat": 2},
-            "shortened": True}
-    summary = train(config, functools.partial(make_env, "cartpole", seed=0, repeat=2), tmp_path, meta)
+    identity = RunIdentity("tests", "cartpole", "dreamerv3", 0, {"repeat": 2}, True)
+    summary = train(config, functools.partial(make_env, "cartpole", seed=0, repeat=2), tmp_path, identity)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == FILES
     # 60 agent steps; training starts at step 32 (replay holds 32), so 29 steps × 4 / 16 updates.
@@ -57,7 +62,7 @@ def test_run_writes_the_design_files_with_steps_in_frames_and_a_rerun_does_nothi
     stored = json.loads((tmp_path / "config.json").read_text())
     assert list(stored) == ["suite", "task", "variant", "seed", "protocol", "shortened", "config", "versions",
                             "git_commit"]
-    assert {k: stored[k] for k in meta} == meta and stored["seed"] == 0
+    assert RunDir(tmp_path).identity() == identity
     assert stored["config"] == json.loads(json.dumps(to_dict(config)))
     assert stored["versions"]["torch"] == torch.__version__ and "gymnasium" in stored["versions"]
 
@@ -79,7 +84,7 @@ def test_run_writes_the_design_files_with_steps_in_frames_and_a_rerun_does_nothi
 
     before = snapshot(tmp_path)
     capsys.readouterr()
-    assert train(config, functools.partial(make_env, "cartpole", seed=0, repeat=2), tmp_path, meta) == summary
+    assert train(config, functools.partial(make_env, "cartpole", seed=0, repeat=2), tmp_path, identity) == summary
     assert "already done at step 120; nothing to do" in capsys.readouterr().out
     assert snapshot(tmp_path) == before
 
@@ -179,6 +184,37 @@ def test_killed_run_with_rebuilt_environments_loses_no_logged_episode(tmp_path):
     assert steps == sorted(steps)
 
 
+def test_a_second_writer_is_refused_at_once_and_the_run_ends_as_if_alone(tmp_path):
+    """`python -m dreamer.train` on a run another process trains (here before its first checkpoint)
+    exits within a second, naming that process, and changes nothing: the run ends with the logs
+    of an undisturbed twin."""
+    sets = ["run.budget=300", "run.train_ratio=8", "run.deterministic=true", "run.checkpoint_every=1e9",
+            "run.log_every=0"]
+    alone, shared = tmp_path / "alone", tmp_path / "shared"
+    undisturbed = start_cli(alone, "cartpole", *sets)
+    first = start_cli(shared, "cartpole", *sets)
+    deadline = time.monotonic() + 120
+    while not (shared / "metrics.jsonl").exists() or not (shared / "metrics.jsonl").stat().st_size:
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline, "the first run logged nothing within 120 s"
+        time.sleep(0.01)
+    start = time.monotonic()
+    second = start_cli(shared, "cartpole", *sets)
+    out, _ = second.communicate(timeout=60)
+    seconds = time.monotonic() - start
+    assert first.poll() is None, "the first run ended before the second writer was refused"
+    assert second.returncode == 1 and out.count("\n") == 1, out
+    assert f"is being trained by pid {first.pid} on {socket.gethostname()}" in out
+    assert seconds < 1.0, f"refused after {seconds:.2f} s"
+    finish(first)
+    finish(undisturbed)
+    assert sorted(p.name for p in shared.iterdir()) == FILES
+    assert (shared / "scores.jsonl").read_bytes() == (alone / "scores.jsonl").read_bytes()
+    untimed = [[{k: v for k, v in m.items() if k not in ("time", "fps/env", "fps/train")}
+                for m in lines(d / "metrics.jsonl")] for d in (shared, alone)]
+    assert untimed[0] == untimed[1]
+
+
 # ---- bad run directories ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -199,19 +235,22 @@ def reopen(finished, tmp_path):
     return run_dir
 
 
-def resume(run_dir, *overrides):
+def resume(run_dir, *overrides, identity=None):
     return train(tiny("run.budget=40", "run.train_start=64", "replay.capacity=64", *overrides),
-                 functools.partial(make_env, "cartpole", seed=0), run_dir)
+                 functools.partial(make_env, "cartpole", seed=0), run_dir, identity)
 
 
-@pytest.mark.parametrize("name", ["loop.pt", "agent.pt", "replay.npz"])
-def test_corrupt_checkpoint_is_an_error_that_touches_nothing(finished, tmp_path, name):
+@pytest.mark.parametrize("name", ["loop.pt", "agent.pt", "replay.json", "replay.npz"])
+def test_corrupt_checkpoint_is_an_error_naming_the_file_that_touches_nothing(finished, tmp_path, capsys, name):
     run_dir = reopen(finished, tmp_path)
     (run_dir / "checkpoint" / name).write_bytes(b"not a checkpoint")
-    before = snapshot(run_dir)
-    with pytest.raises(RunDirError, match=f"{name} is unreadable .*move .*checkpoint away to restart"):
+    with open(run_dir / "scores.jsonl", "ab") as f:
+        f.write(b'{"step": 44, "score": 1.0, "length": 3}\n')  # written after the checkpoint: still kept
+    before = snapshot(run_dir, lock=False)
+    with pytest.raises(RunDirError, match=f"checkpoint/{name} is unreadable .*move .*checkpoint away to restart"):
         resume(run_dir)
-    assert snapshot(run_dir) == before
+    assert snapshot(run_dir, lock=False) == before
+    assert "resuming" not in capsys.readouterr().out  # said only once a resume has succeeded
 
 
 def test_lines_written_after_the_checkpoint_are_dropped_and_reported(finished, tmp_path, capsys):
@@ -271,6 +310,30 @@ def test_resuming_with_another_config_is_an_error(finished, tmp_path):
         resume(run_dir, "run.train_ratio=16", "run.log_every=5")  # log_every may change
 
 
+def test_a_run_another_process_trains_is_refused_naming_it_and_left_as_is(finished, tmp_path):
+    run_dir = reopen(finished, tmp_path)
+    shutil.rmtree(run_dir / "checkpoint")  # before its first checkpoint: a start would begin anew
+    with RunDir(run_dir).hold():  # this test process stands in for the process training the run
+        before = snapshot(run_dir)
+        with pytest.raises(RunDirBusy, match=f"is being trained by pid {os.getpid()} on {socket.gethostname()}"):
+            resume(run_dir, identity=RunIdentity(task="cartpole"))
+        assert snapshot(run_dir) == before
+    assert RunDir(run_dir).holder() is None  # released with the process (here: the `with`)
+
+
+def test_a_start_by_hand_keeps_the_identity_its_run_directory_records(finished, tmp_path):
+    run_dir = reopen(finished, tmp_path)
+    shutil.rmtree(run_dir / "checkpoint")
+    recorded = RunIdentity("bsuite", "cartpole", "dreamerv3-budget40", 0, {}, True)
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, **vars(recorded)}))
+    resume(run_dir, identity=RunIdentity(task="cartpole"))  # what `python -m dreamer.train` knows
+    assert RunDir(run_dir).identity() == recorded
+    (run_dir / "DONE").unlink()
+    with pytest.raises(RunDirError, match="holds another run \\(task: 'cartpole' there, 'walker' here\\)"):
+        resume(run_dir, identity=RunIdentity(task="walker"))
+
+
 # ---- command line ----------------------------------------------------------------------------
 
 def test_cli_help(capsys):
@@ -295,6 +358,28 @@ def test_cli_usage_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
         main(argv)
     err = capsys.readouterr().err
     assert exit.value.code == 2 and message in err and err.count("\n") == 1
+
+
+NO_CUDA = "built without CUDA|this machine has 0 CUDA device"
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("run.device=garbage", "run.device 'garbage' is not a device; valid: auto, cpu, cuda, cuda:N"),
+    ("agent.precision=fp8", "agent.precision 'fp8' is not one of auto, float32, bfloat16"),
+    ("run.train_ratio=-1", "run.train_ratio must be positive, got -1.0"),
+    ("run.batch_size=0", "run.batch_size must be positive, got 0"),
+    ("run.batch_length=0", "run.batch_length must be positive, got 0"),
+    ("run.envs=0", "run.envs must be positive, got 0"),
+    pytest.param("run.device=cuda", NO_CUDA, marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
+])
+def test_settings_that_mean_nothing_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, setting, message):
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit:
+        main(["--run-dir", str(run_dir), "--env", "envs:make_env", "--task", "cartpole",
+              "--set", "size=size1m", "run.budget=40", setting])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and re.search(message, err) and err.count("\n") == 1, err
+    assert not run_dir.exists()
 
 
 def test_config_without_budget_is_rejected_before_anything_is_written(tmp_path):

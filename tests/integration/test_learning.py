@@ -1,4 +1,4 @@
-"""Issue 7's learning check: the `cpu_smoke` variant learns bsuite catch within 20,000 frames.
+"""The learning check (README.md, "Does it learn?"): the `cpu_smoke` variant learns bsuite catch within 20,000 frames.
 
 About 35 minutes on 2 cores; run with `pytest -m slow tests/integration/test_learning.py`. It
 fails today (catch reaches −0.64, README "Does it learn?").

@@ -11,6 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
+from analysis import load, scoring
+from dreamer.rundir import RunDir, RunIdentity
 from suites import run as launcher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,23 +43,21 @@ def steps(path: Path) -> list[int]:
     return [json.loads(line)["step"] for line in path.read_text().splitlines()]
 
 
-def check_done_run(results: Path, seed: int, executor: str, resumed: bool = False, budget: int = BUDGET) -> dict:
-    """The DESIGN run directory of a finished run; returns its DONE summary. bsuite environments
-    are rebuilt on resume (not `resumable`), losing the episode in flight: a resumed run's
-    episodes end at other steps."""
+def check_done_run(results: Path, seed: int, executor: str, budget: int = BUDGET) -> dict:
+    """The run directory (dreamer/README.md) of a finished run; returns its DONE summary. bsuite environments
+    resume where the checkpoint left them, so a resumed run's episodes end where an uninterrupted
+    run's do."""
     d = run_dir(results, seed, budget)
-    meta = json.loads((d / "config.json").read_text())
-    assert {k: meta[k] for k in ("suite", "task", "variant", "seed", "protocol", "shortened")} == {
-        "suite": "bsuite", "task": "catch/0", "variant": f"dreamerv3-budget{budget}", "seed": seed,
-        "protocol": {}, "shortened": True}
-    assert meta["config"]["size"] == "size1m" and meta["config"]["run"]["budget"] == budget
+    assert RunDir(d).identity() == RunIdentity("bsuite", "catch/0", f"dreamerv3-budget{budget}", seed, {}, True)
+    config = json.loads((d / "config.json").read_text())["config"]
+    assert config["size"] == "size1m" and config["run"]["budget"] == budget
     assert (d / "checkpoint").is_dir()
     done = json.loads((d / "DONE").read_text())
     assert done["step"] == budget
     # One score line per episode, none twice; catch episodes are 10 agent steps.
     scores = steps(d / "scores.jsonl")
     assert scores == sorted(set(scores)) and len(scores) == done["episodes"]
-    assert resumed or scores == list(range(10, budget + 1, 10))
+    assert scores == list(range(10, budget + 1, 10))
     metrics = steps(d / "metrics.jsonl")
     assert metrics == sorted(set(metrics)) and metrics[-1] <= budget
     record = json.loads((d / "job.json").read_text())
@@ -79,41 +81,77 @@ def test_local_launch_trains_every_run_and_a_rerun_submits_nothing(tmp_path):
     assert [(run_dir(tmp_path, s) / "job.json").read_text() for s in (0, 1)] == records
 
 
-def test_killing_a_local_launch_and_rerunning_it_resumes_the_run(tmp_path):
-    first = subprocess.Popen(launch_command(tmp_path, "--wait"), cwd=REPO, start_new_session=True,
+def kill_after_first_checkpoint(results: Path, *sets: str) -> None:
+    """Launch with --wait and config overrides `sets`, kill the launcher, its job controller and the
+    training once the run has a checkpoint, and wait until the run is no longer seen running."""
+    args = [a for s in sets for a in ("--set", s)]
+    first = subprocess.Popen(launch_command(results, "--wait", *args), cwd=REPO, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt, deadline = run_dir(tmp_path, 0) / "checkpoint", time.time() + 240
+    ckpt, deadline = run_dir(results, 0) / "checkpoint", time.time() + 240
     try:
         while not ckpt.exists() and time.time() < deadline and first.poll() is None:
             time.sleep(0.1)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the launcher, its job controller and the training
+        os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-    assert ckpt.exists() and not (run_dir(tmp_path, 0) / "DONE").exists()
+    assert ckpt.exists() and not (run_dir(results, 0) / "DONE").exists()
     # SIGKILL is asynchronous: a busy machine can take a moment to tear the processes down.
     deadline = time.time() + 30
     while True:
-        plan = launcher.make_plan("bsuite", 1, sets=TINY, tasks=["catch/0"], budget=BUDGET, results=tmp_path)
+        plan = launcher.make_plan("bsuite", 1, sets=[*TINY, *sets], tasks=["catch/0"], budget=BUDGET,
+                                  results=results)
         if plan.runs[0].state != "running" or time.time() > deadline:
             break
         time.sleep(0.5)
     assert plan.runs[0].state == "failed"  # its job was killed without a result
 
+
+def resumed_log(results: Path) -> str:
+    """The log of the run's last job, which resumed it."""
+    record = json.loads((run_dir(results, 0) / "job.json").read_text())
+    log = (run_dir(results, 0) / "logs" / f"{record['job_id']}.log").read_text()
+    assert "resuming at step" in log and "all environments restored" in log
+    return log
+
+
+def test_killing_a_local_launch_and_rerunning_it_resumes_the_run(tmp_path):
+    kill_after_first_checkpoint(tmp_path)
     proc = launch(tmp_path, "--wait")
     assert proc.returncode == 0, proc.stderr
     assert "1 run: 1 failed; 1 to submit" in proc.stdout
-    check_done_run(tmp_path, 0, "local", resumed=True)
-    record = json.loads((run_dir(tmp_path, 0) / "job.json").read_text())
-    assert "resuming at step" in (run_dir(tmp_path, 0) / "logs" / f"{record['job_id']}.log").read_text()
+    check_done_run(tmp_path, 0, "local")
+    resumed_log(tmp_path)
+
+
+def test_a_killed_and_resumed_bsuite_run_scores_as_its_uninterrupted_twin(tmp_path):
+    """bsuite environments travel in the checkpoint with the rows they logged, so the resumed
+    run's log is the one of its twin, and so is bsuite's score of it."""
+    twin, killed, same = tmp_path / "twin", tmp_path / "killed", "run.deterministic=true"
+    uninterrupted = subprocess.Popen(launch_command(twin, "--wait", "--set", same), cwd=REPO,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kill_after_first_checkpoint(killed, same)
+    proc = launch(killed, "--wait", "--set", same)
+    assert proc.returncode == 0, proc.stderr
+    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()
+    resumed_log(killed)
+    logs = [load.load_bsuite(results) for results in (twin, killed)]
+    assert len(logs[0]) == 17  # bsuite logs episodes 1..10, 12, 14, 17, 20, 25, 30, 40 (of 10 frames each)
+    pd.testing.assert_frame_equal(logs[0].drop(columns="results_dir"), logs[1].drop(columns="results_dir"))
+    pd.testing.assert_frame_equal(scoring.bsuite_scores(logs[0]), scoring.bsuite_scores(logs[1]))
 
 
 def test_a_failing_run_is_reported_with_the_tail_of_its_log(tmp_path):
-    proc = launch(tmp_path, "--set", "run.envs=0", "--wait")  # dreamer.train refuses it at start
+    broken = run_dir(tmp_path, 0) / "checkpoint"
+    broken.mkdir(parents=True)
+    (broken / "loop.pt").write_bytes(b"not a checkpoint")  # dreamer.train refuses to resume it
+    proc = launch(tmp_path, "--wait")
     assert proc.returncode == 1
+    assert "1 run: 1 partial; 1 to submit" in proc.stdout
     assert "catch/0 seed 0: failed; last log lines:" in proc.stderr
-    assert "run.envs must be at least 1, got 0" in proc.stderr
+    assert "loop.pt is unreadable" in proc.stderr
     table = subprocess.run([sys.executable, "-m", "suites.status", "bsuite", "--results", str(tmp_path)],
                            capture_output=True, text=True, timeout=120, cwd=REPO)
     assert table.returncode == 0, table.stderr
     assert "failed" in table.stdout and "local" in table.stdout
-    assert table.stdout.rstrip().endswith("ConfigError: run.envs must be at least 1, got 0")
+    last = table.stdout.rstrip().splitlines()[-1]
+    assert "RunDirError: " in last and "loop.pt is unreadable" in last

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import submitit
 
-from suites import status
+from suites import jobs
 from test_local_launch import REPO, check_done_run, launch, run_dir
 
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
@@ -60,15 +60,15 @@ def executor(folder: Path) -> submitit.AutoExecutor:
     return ex
 
 
-def wait_state(record: status.JobRecord, wanted: str, timeout: float = 60) -> tuple[str, str]:
+def wait_state(record: jobs.JobRecord, wanted: str, timeout: float = 60) -> tuple[str, str]:
     deadline = time.time() + timeout
-    while (state := status.job_states([record])[record])[0] != wanted and time.time() < deadline:
+    while (state := jobs.job_states([record])[record])[0] != wanted and time.time() < deadline:
         time.sleep(0.5)
     return state
 
 
-def record(job) -> status.JobRecord:
-    return status.JobRecord("slurm", job.job_id, time.time(), str(job.paths.stdout), str(job.paths.stderr),
+def record(job) -> jobs.JobRecord:
+    return jobs.JobRecord("slurm", job.job_id, time.time(), str(job.paths.stdout), str(job.paths.stderr),
                             str(job.paths.result_pickle))
 
 
@@ -139,7 +139,7 @@ def test_interrupted_job_requeues_and_resumes_to_the_counts_of_an_uninterrupted_
     assert proc.returncode == 0, proc.stderr
     assert "nothing to submit" in proc.stdout
     assert json.loads((d / "job.json").read_text()) == job
-    done = check_done_run(tmp_path, 0, "slurm", resumed=True, budget=LONG)
+    done = check_done_run(tmp_path, 0, "slurm", budget=LONG)
     reference = check_done_run(tmp_path, 1, "slurm", budget=LONG)
     assert (done["step"], done["updates"]) == (reference["step"], reference["updates"]) == (LONG, reference["updates"])
     log = (d / "logs" / f"{job['job_id']}.log").read_text()

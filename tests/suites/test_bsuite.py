@@ -1,9 +1,15 @@
+import functools
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from dreamer.config import make_config
+from dreamer.rundir import RunDirError
+from dreamer.train import train
 from suites.base import SuiteError
-from suites.bsuite import EPISODES, SUBSETS, SUITES, TASKS, csv_path, make_env
+from suites.bsuite import EPISODES, EXPERIMENTS, SUBSETS, SUITES, TASKS, csv_path, make_env
 
 
 def run_episode(env, action=1):
@@ -65,11 +71,54 @@ def test_bsuite_analysis_reads_the_log(tmp_path):
     assert list(frame["bsuite_id"]) == ["catch/0"] * 3 and list(frame["episode"]) == [1, 2, 3]
 
 
-def test_restart_keeps_the_previous_log(tmp_path):
-    run_episode(make_env("catch/0", 0, 0, logdir=str(tmp_path)))
-    run_episode(make_env("catch/0", 0, 0, logdir=str(tmp_path)))
-    path = csv_path(tmp_path, "catch/0")
-    assert path.exists() and path.with_name(path.name + ".1").exists()
+def play(env, start, stop):
+    """Steps start..stop-1 of one fixed action sequence."""
+    return [env.step({"action": np.int32(i * 7 % 3)}) for i in range(start, stop)]
+
+
+def test_a_restored_environment_continues_its_episodes_counters_and_log(tmp_path):
+    twin, killed = (make_env("catch/0", 0, 0, logdir=str(tmp_path / name)) for name in ("twin", "killed"))
+    expected = play(twin, 0, 250)
+    play(killed, 0, 125)
+    checkpoint = pickle.dumps(killed)  # in the middle of episode 13
+    play(killed, 125, 200)  # logs episodes 14, 17 and 20, then the run is killed
+    resumed = pickle.loads(checkpoint)
+    for got, want in zip(play(resumed, 125, 250), expected[125:], strict=True):
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    # The first step cut the log back to the checkpoint's rows; the resumed run logged the rest.
+    assert csv_path(tmp_path / "killed", "catch/0").read_bytes() == csv_path(tmp_path / "twin", "catch/0").read_bytes()
+    assert list(pd.read_csv(csv_path(tmp_path / "twin", "catch/0"))["episode"]) == [*range(1, 11), 12, 14, 17, 20, 25]
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if not e.startswith("mnist")])
+def test_every_experiment_resumes_where_it_stopped(experiment):
+    env = make_env(f"{experiment}/0", 0, 0, logdir=None)
+    play(env, 0, 30)
+    resumed = pickle.loads(pickle.dumps(env))
+    for got, want in zip(play(resumed, 30, 90), play(env, 30, 90), strict=True):
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_one_log_per_run(tmp_path):
+    with pytest.raises(SuiteError, match="bsuite logs one environment per run, built once, not environment 1"):
+        make_env("catch/0", 1, 0, logdir=str(tmp_path))
+
+
+def test_a_resume_that_fails_changes_nothing(tmp_path):
+    config = make_config(["size=size1m", "run.batch_size=2", "run.batch_length=8", "run.train_start=64",
+                          "replay.capacity=64", "run.budget=60", "run.device=cpu", "run.log_every=1e9"])
+    run_dir = tmp_path / "run"
+    train(config, functools.partial(make_env, "catch/0", seed=0, logdir=str(run_dir)), run_dir)
+    (run_dir / "DONE").unlink()  # as if it died after its last checkpoint
+    (run_dir / "checkpoint" / "agent.pt").write_bytes(b"not a checkpoint")
+    files = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name != "lock")
+    before = {p: p.read_bytes() for p in files}
+    with pytest.raises(RunDirError, match="agent.pt is unreadable"):
+        train(config, functools.partial(make_env, "catch/0", seed=0, logdir=str(run_dir)), run_dir)
+    assert sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name != "lock") == files
+    assert {p: p.read_bytes() for p in files} == before
 
 
 def test_open_env_seeds_follow_run_seed_index_and_id():

@@ -6,12 +6,14 @@ import sys
 import time
 
 import pytest
+import torch
 
 from dreamer.config import to_dict
+from dreamer.rundir import RunDir, RunIdentity
 from suites import run as launcher
 from suites.atari100k import TASKS as ATARI
 from suites.base import Resources, SuiteError
-from suites.status import JobRecord, process_start, write_record
+from suites.jobs import JobRecord, process_start, write_record
 
 
 def test_dry_run_prints_130_atari_runs_with_budget_resources_and_state(tmp_path):
@@ -36,6 +38,15 @@ def test_dry_run_prints_130_atari_runs_with_budget_resources_and_state(tmp_path)
     (["atari100k", "--set", "size=size3m"], "unknown size 'size3m'; valid sizes: size1m, size12m"),
     (["atari100k", "--profile", "PROFILE"], "unknown profile field 'gpus' in"),
     (["atari100k", "--executor", "slurm"], "--executor slurm needs --profile FILE"),
+    (["atari100k", "--set", "run.device=garbage"], "run.device 'garbage' is not a device; valid: auto, cpu, cuda"),
+    (["atari100k", "--set", "agent.precision=fp8"], "agent.precision 'fp8' is not one of auto, float32, bfloat16"),
+    (["atari100k", "--set", "run.train_ratio=-1"], "run.train_ratio must be positive, got -1.0"),
+    (["atari100k", "--set", "run.batch_size=0"], "run.batch_size must be positive, got 0"),
+    (["atari100k", "--set", "agent.enc.mults=(1,1,1,1,1,1,1)"],
+     "images of 64×64 do not fit the encoder: its 7 stages need square images with a side divisible by 128"),
+    (["bsuite", "--tasks", "catch/0", "--set", "run.envs=2"], "bsuite runs need run.envs=1, got 2"),
+    pytest.param(["atari100k", "--set", "run.device=cuda"], "built without CUDA",
+                 marks=pytest.mark.skipif(torch.backends.cuda.is_built(), reason="this torch has CUDA")),
 ])
 def test_bad_input_is_one_line_naming_the_valid_choices_and_exit_2(tmp_path, capsys, args, message):
     profile = tmp_path / "bad.yaml"
@@ -77,8 +88,7 @@ def test_plan_resolves_suite_variant_and_set_overrides_per_run(tmp_path):
     assert run.run_dir == tmp_path / "dmc_proprio" / "dmc2412" / "dmc_walker_walk" / "seed1"
     assert (run.config.run.seed, run.config.run.train_ratio, run.config.run.action_repeat) == (1, 64.0, 1)
     assert (run.config.size, run.config.run.budget, run.config.run.budget_episodes) == ("size1m", 500_000, 0)
-    assert run.meta == {"suite": "dmc_proprio", "task": "dmc_walker_walk", "variant": "dmc2412", "seed": 1,
-                        "protocol": {}, "shortened": False}
+    assert run.identity == RunIdentity("dmc_proprio", "dmc_walker_walk", "dmc2412", 1, {}, False)
     assert run.state == "new" and not tmp_path.joinpath("dmc_proprio").exists()
 
 
@@ -87,7 +97,7 @@ def test_budget_runs_are_marked_shortened_and_kept_apart(tmp_path):
     run = plan.runs[0]
     assert plan.variant == "dreamerv3-budget2000"
     assert run.run_dir == tmp_path / "bsuite" / "dreamerv3-budget2000" / "catch-0" / "seed0"
-    assert run.meta["shortened"] is True and run.meta["variant"] == "dreamerv3-budget2000"
+    assert run.identity.shortened is True and run.identity.variant == "dreamerv3-budget2000"
     # bsuite's own budget is 10000 episodes; the shortened run counts frames only.
     assert (run.config.run.budget, run.config.run.budget_episodes) == (2000, 0)
     full = launcher.make_plan("bsuite", 1, tasks=["catch/0"], results=tmp_path).runs[0]
@@ -98,7 +108,7 @@ def test_budget_runs_are_marked_shortened_and_kept_apart(tmp_path):
 def test_a_run_resumes_only_with_the_config_it_started_with(tmp_path):
     run = launcher.make_plan("bsuite", 1, tasks=["catch/0"], results=tmp_path).runs[0]
     run.run_dir.mkdir(parents=True)
-    (run.run_dir / "config.json").write_text(json.dumps({**run.meta, "config": to_dict(run.config)}))
+    RunDir(run.run_dir).write_config(run.identity, to_dict(run.config))
     assert launcher.make_plan("bsuite", 1, tasks=["catch/0"], results=tmp_path).runs[0].state == "partial"
     # Operational settings may change between starts (dreamer.config.OPERATIONAL_KEYS).
     launcher.make_plan("bsuite", 1, sets=["run.checkpoint_every=5"], tasks=["catch/0"], results=tmp_path)
@@ -112,14 +122,15 @@ def test_done_and_live_runs_are_not_submitted(tmp_path, capsys):
     done, queued, running, dead = plan.runs
     done.run_dir.mkdir(parents=True)
     (done.run_dir / "DONE").write_text(json.dumps({"step": 2000}))
-    # This test process stands in for a live local job controller: same pid, same start time.
+    # This test process stands in for a live local job controller (same pid, same start time) and,
+    # holding its lock, for the training of `running`.
     me = str(os.getpid())
     for run in (queued, running):
         write_record(run.run_dir, JobRecord("local", me, time.time(), "", "", "", process_start(os.getpid())))
-    (running.run_dir / "logs").mkdir()
-    (running.run_dir / "logs" / f"{me}.log").write_text("training\n")
     write_record(dead.run_dir, JobRecord("local", me, time.time(), "", "", str(tmp_path / "none.pkl"), 1))
-    assert launcher.main(args + ["--dry-run"]) == 0
+    with RunDir(running.run_dir).hold():
+        assert launcher.main(args + ["--dry-run"]) == 0
+        plan = launcher.make_plan("bsuite", 2, tasks=["catch/0", "catch/1"], results=tmp_path)
     out = capsys.readouterr().out
     rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.startswith("catch/")]
     states = {(r[0], int(r[1])): r[4] for r in rows}
@@ -127,7 +138,6 @@ def test_done_and_live_runs_are_not_submitted(tmp_path, capsys):
     assert states == {("catch/0", 0): "done", ("catch/0", 1): "queued", ("catch/1", 0): "running",
                       ("catch/1", 1): "failed"}
     assert "4 runs: 1 done, 1 failed, 1 queued, 1 running; 1 to submit" in out
-    plan = launcher.make_plan("bsuite", 2, tasks=["catch/0", "catch/1"], results=tmp_path)
     assert [r.state for r in plan.runs if r.state in launcher.TO_SUBMIT] == ["failed"]
     for run in plan.runs[3:]:
         run.state = "done"

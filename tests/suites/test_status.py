@@ -1,13 +1,16 @@
+import contextlib
 import json
 import os
 import pickle
 import re
+import socket
 import time
 
 import pytest
 
-from suites import status
-from suites.status import JobRecord, write_record
+from dreamer.rundir import RunDir
+from suites import jobs, status
+from suites.jobs import JobRecord, write_record
 
 
 def local_record(tmp_path, alive: bool, outcome: str | None = None) -> JobRecord:
@@ -17,31 +20,30 @@ def local_record(tmp_path, alive: bool, outcome: str | None = None) -> JobRecord
     result = tmp_path / f"result-{outcome}.pkl"
     if outcome:
         result.write_bytes(pickle.dumps((outcome, "Traceback ...")))
-    started = status.process_start(os.getpid()) if alive else 1
+    started = jobs.process_start(os.getpid()) if alive else 1
     return JobRecord("local", str(os.getpid()), time.time(), "", str(tmp_path / "submitit.err"), str(result), started)
 
 
 def test_process_start_tells_live_processes_from_gone_ones():
-    assert status.process_start(os.getpid()) > 0
-    assert status.process_start(2**22 + 1) == 0  # above pid_max: never a process
+    assert jobs.process_start(os.getpid()) > 0
+    assert jobs.process_start(2**22 + 1) == 0  # above pid_max: never a process
 
 
-@pytest.mark.parametrize("alive, outcome, log, expected", [
+@pytest.mark.parametrize("alive, outcome, training, expected", [
     (True, None, True, "running"),
-    (True, None, False, "queued"),  # waiting for a local slot: its log is not open yet
-    (False, "error", True, "failed"),
-    (False, None, True, "failed"),  # killed: no result
-    (False, "success", True, "failed"),  # returned without reaching DONE
+    (True, None, False, "queued"),  # waiting for a local slot: it holds no run lock yet
+    (False, "error", False, "failed"),
+    (False, None, False, "failed"),  # killed: no result
+    (False, "success", False, "failed"),  # returned without reaching DONE
+    (False, None, True, "running"),  # trained by another process, e.g. started by hand
 ])
-def test_run_state_of_a_recorded_local_job(tmp_path, alive, outcome, log, expected):
+def test_run_state_of_a_recorded_local_job(tmp_path, alive, outcome, training, expected):
     run_dir = tmp_path / "seed0"
     record = local_record(tmp_path, alive, outcome)
     write_record(run_dir, record)
-    if log:
-        status.job_log(run_dir, record).parent.mkdir()
-        status.job_log(run_dir, record).write_text("step 1\n")
-    assert status.read_record(run_dir) == record
-    assert [s for s, _, _ in status.states([run_dir])] == [expected]
+    assert jobs.read_record(run_dir) == record
+    with RunDir(run_dir).hold() if training else contextlib.nullcontext():
+        assert [s for s, _, _ in status.states([run_dir])] == [expected]
     (run_dir / "DONE").write_text("{}")
     assert [s for s, _, _ in status.states([run_dir])] == ["done"]
 
@@ -56,15 +58,15 @@ def test_run_state_without_a_record(tmp_path):
 def test_malformed_record_is_named(tmp_path):
     (tmp_path / "job.json").write_text('{"executor": "local"')
     with pytest.raises(status.SuiteError, match="malformed submission record .*job.json"):
-        status.read_record(tmp_path)
+        jobs.read_record(tmp_path)
 
 
 def test_read_last_skips_a_torn_final_line_and_progress_reads_frames_and_score(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1000, "time": 1}\n{"step": 2000, "time": 2}\n{"step": 30')
     (tmp_path / "scores.jsonl").write_text('{"step": 800, "score": 3.5, "length": 200}\n'
                                            '{"step": 1900, "score": -1.0, "length": 275}\n')
-    assert status.read_last(tmp_path / "metrics.jsonl") == {"step": 2000, "time": 2}
-    assert status.read_last(tmp_path / "missing.jsonl") is None
+    assert RunDir(tmp_path).last_line("metrics") == {"step": 2000, "time": 2}
+    assert RunDir(tmp_path / "missing").last_line("metrics") is None
     assert status.progress(tmp_path) == (2000, -1.0)
     (tmp_path / "DONE").write_text(json.dumps({"step": 2400, "episodes": 9}, indent=2))
     assert status.progress(tmp_path) == (2400, -1.0)
@@ -78,8 +80,8 @@ def test_status_table_shows_states_frames_score_and_the_log_tail_of_failures(tmp
     (done / "scores.jsonl").write_text('{"step": 1990, "score": 7.0, "length": 10}\n')
     record = local_record(tmp_path, alive=False, outcome="error")
     write_record(failed, record)
-    status.job_log(failed, record).parent.mkdir()
-    status.job_log(failed, record).write_text("".join(f"line {i}\n" for i in range(30)) + "ValueError: boom\n")
+    RunDir(failed).job_log(record.job_id).parent.mkdir()
+    RunDir(failed).job_log(record.job_id).write_text("".join(f"line {i}\n" for i in range(30)) + "ValueError: boom\n")
     (failed / "metrics.jsonl").write_text('{"step": 640}\n')
     assert status.main(["bsuite", "--results", str(tmp_path), "--seeds", "3", "--lines", "3"]) == 0
     out = capsys.readouterr().out
@@ -101,3 +103,15 @@ def test_status_errors_name_the_valid_choices(tmp_path, capsys):
     assert "valid: atari100k" in capsys.readouterr().err
     assert status.main(["atari100k", "--results", str(tmp_path)]) == 0
     assert "no runs of atari100k" in capsys.readouterr().out
+
+
+def test_a_run_trained_outside_the_launcher_is_running_and_names_its_process(tmp_path, capsys):
+    run_dir = tmp_path / "bsuite" / "dreamerv3" / "catch-0" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text('{"step": 10}\n')
+    assert status.run_state(run_dir, None, None) == "partial"
+    with RunDir(run_dir).hold():  # this test process stands in for `python -m dreamer.train`
+        assert status.run_state(run_dir, None, None) == "running"
+        assert status.main(["bsuite", "--results", str(tmp_path)]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if "catch/0" in line]
+    assert len(row) == 1 and "running" in row[0] and f"pid {os.getpid()} on {socket.gethostname()}" in row[0]

@@ -4,8 +4,8 @@ import os
 import pytest
 
 from dreamer.config import to_dict
-
-from suites.job import RunJob, job_threads
+from dreamer.rundir import RunIdentity
+from suites.jobs import RunJob, job_threads
 from suites.registry import get_suite
 
 
@@ -24,9 +24,8 @@ def test_logged_frames_are_the_frames_the_environment_stepped(tmp_path, repeat):
     suite = get_suite("dmc_proprio")
     config = suite.run_config("dmc_cartpole_balance", 0, ["size=size1m", f"run.action_repeat={repeat}", "run.envs=1",
                                                           "run.train_start=100000"], budget=2100)
-    meta = {"suite": "dmc_proprio", "task": "dmc_cartpole_balance", "seed": 0, "variant": "test",
-            "protocol": suite.protocol, "shortened": True}
-    RunJob(to_dict(config), meta, str(tmp_path), threads=1)._train(tmp_path)
+    identity = RunIdentity("dmc_proprio", "dmc_cartpole_balance", "test", 0, suite.protocol, True)
+    RunJob(to_dict(config), identity, str(tmp_path), threads=1)._train(tmp_path)
     episodes = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
     length = 1000 // repeat + 1
     assert [(e["step"], e["length"]) for e in episodes] == [(length * repeat, length), (2 * length * repeat, length)]

@@ -1,4 +1,4 @@
-"""Steps N environments in lockstep and hands the agent batched observations.
+"""An environment pool: steps N environments in lockstep and hands the agent batched observations.
 
 With more than one environment each runs in its own worker process, talking over a pipe; one
 environment runs in-process. Workers start by 'forkserver': they fork from a clean server process
@@ -25,7 +25,7 @@ class EnvError(RuntimeError):
 
 
 class _Slot:
-    """One environment and the commands the driver sends it."""
+    """One environment and the commands the pool sends it."""
 
     def __init__(self, make_env: Callable[[int], Env], index: int, state: bytes | None):
         self.env = pickle.loads(state) if state is not None else make_env(index)
@@ -94,7 +94,7 @@ class _Process:
         return value
 
 
-class Driver:
+class EnvPool:
     """N environments built as make_env(indices[i]) (or restored from states[i] when not None).
 
     `step(action)` takes {key: (N, ...)} and returns the next observations {key: (N, ...)}.

@@ -3,7 +3,7 @@ import functools
 import numpy as np
 import pytest
 
-from dreamer.driver import Driver, EnvError
+from dreamer.envpool import EnvError, EnvPool
 from envs import make_env
 
 
@@ -21,14 +21,14 @@ def run_alone(index, acts, task="cartpole"):
 
 def test_workers_step_their_own_environment_in_lockstep():
     acts = [0, 1, 1, 0, 1, 0, 0, 1]
-    driver = Driver(functools.partial(make_env, "cartpole", seed=3), [0, 5])
-    procs = [p.proc for p in driver.procs]
+    pool = EnvPool(functools.partial(make_env, "cartpole", seed=3), [0, 5])
+    procs = [p.proc for p in pool.procs]
     try:
-        assert set(driver.obs_space) == {"vector", "reward", "is_first", "is_last", "is_terminal"}
-        assert driver.act_space["action"].discrete == 2
-        steps = [driver.step(actions(a, 1 - a)) for a in acts]
+        assert set(pool.obs_space) == {"vector", "reward", "is_first", "is_last", "is_terminal"}
+        assert pool.act_space["action"].discrete == 2
+        steps = [pool.step(actions(a, 1 - a)) for a in acts]
     finally:
-        driver.close()
+        pool.close()
     first = steps[0]
     assert first["vector"].shape == (2, 4) and first["vector"].dtype == np.float32
     assert first["is_first"].tolist() == [True, True] and first["reward"].tolist() == [0.0, 0.0]
@@ -42,14 +42,14 @@ def test_workers_step_their_own_environment_in_lockstep():
 
 
 def test_worker_exception_surfaces_with_its_traceback():
-    driver = Driver(functools.partial(make_env, "cartpole", seed=0), [0, 1])
-    procs = [p.proc for p in driver.procs]
+    pool = EnvPool(functools.partial(make_env, "cartpole", seed=0), [0, 1])
+    procs = [p.proc for p in pool.procs]
     try:
-        driver.step(actions(0, 0))
+        pool.step(actions(0, 0))
         with pytest.raises(EnvError) as err:
-            driver.step(actions(0, 7))  # CartPole accepts only 0 and 1
+            pool.step(actions(0, 7))  # CartPole accepts only 0 and 1
     finally:
-        driver.close()
+        pool.close()
     assert str(err.value).startswith("environment 1 failed: AssertionError: 7")
     assert isinstance(err.value.__cause__, AssertionError)
     note = "\n".join(err.value.__notes__)
@@ -60,22 +60,22 @@ def test_worker_exception_surfaces_with_its_traceback():
 @pytest.mark.parametrize("n", [1, 2])
 def test_factory_error_names_the_valid_tasks(n):
     with pytest.raises(EnvError, match="unknown test task 'cartpol'; valid: cartpole, cartpole-rebuilt") as err:
-        Driver(functools.partial(make_env, "cartpol", seed=0), list(range(n)))
+        EnvPool(functools.partial(make_env, "cartpol", seed=0), list(range(n)))
     assert isinstance(err.value.__cause__, ValueError)
 
 
 def test_resumable_environments_continue_from_their_saved_state():
     factory = functools.partial(make_env, "cartpole", seed=1)
-    driver = Driver(factory, [0, 1])
+    pool = EnvPool(factory, [0, 1])
     try:
         for a in [0, 1, 0]:
-            driver.step(actions(a, a))
-        states = driver.states()
-        expected = [driver.step(actions(a, 1 - a)) for a in [1, 1, 0]]
+            pool.step(actions(a, a))
+        states = pool.states()
+        expected = [pool.step(actions(a, 1 - a)) for a in [1, 1, 0]]
     finally:
-        driver.close()
+        pool.close()
     assert all(isinstance(s, bytes) for s in states)
-    restored = Driver(factory, [7, 8], states)  # the indices are ignored for restored envs
+    restored = EnvPool(factory, [7, 8], states)  # the indices are ignored for restored envs
     try:
         for a, obs in zip([1, 1, 0], expected):
             got = restored.step(actions(a, 1 - a))
@@ -86,11 +86,11 @@ def test_resumable_environments_continue_from_their_saved_state():
 
 
 def test_single_environment_runs_in_process_and_reports_no_state_when_not_resumable():
-    driver = Driver(functools.partial(make_env, "cartpole-rebuilt", seed=0), [0])
+    pool = EnvPool(functools.partial(make_env, "cartpole-rebuilt", seed=0), [0])
     try:
-        assert driver.procs == []
-        obs = driver.step(actions(0))
+        assert pool.procs == []
+        obs = pool.step(actions(0))
         assert obs["is_first"].tolist() == [True] and obs["vector"].shape == (1, 4)
-        assert driver.states() == [None]
+        assert pool.states() == [None]
     finally:
-        driver.close()
+        pool.close()

@@ -1,0 +1,338 @@
+"""The run directory (dreamer/README.md): the one module that knows its layout and writes it.
+
+    config.json    the run's identity, resolved config, package versions, git commit
+    metrics.jsonl  one line per log interval             appended; cut back to the checkpoint on resume
+    scores.jsonl   one line per finished episode         appended; cut back to the checkpoint on resume
+    checkpoint/    what a resume needs                   written beside it, then swapped in whole
+    DONE           the summary, once the budget is reached
+    lock           held (flock) by the one process that trains the run, released by the OS when it dies
+    job.json       the launcher's record of the job it submitted for the run
+    logs/          one output log per job
+
+Environments may write their own logs beside these (bsuite's CSV log, suites/bsuite.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+CONFIG = "config.json"
+LOGS = ("metrics", "scores")  # the JSONL logs, each `{name}.jsonl`
+CHECKPOINT = "checkpoint"
+DONE = "DONE"
+LOCK = "lock"
+JOB = "job.json"
+JOB_LOGS = "logs"
+# A status probe holds the lock (shared) for microseconds; a starting run waits this long for it.
+LOCK_PATIENCE = 0.2
+
+
+class RunDirError(RuntimeError):
+    """The run directory is inconsistent or taken; the message says what was found and what to do."""
+
+
+class RunDirBusy(RunDirError):
+    """Another process holds the run's lock."""
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Which run a directory holds, as recorded in its config.json. None is unknown: a run started
+    by hand knows only its task and seed."""
+
+    suite: str | None = None
+    task: str | None = None
+    variant: str | None = None
+    seed: int = 0
+    protocol: dict | None = None
+    shortened: bool | None = None
+
+    def completed_by(self, stored: RunIdentity, where: Path) -> RunIdentity:
+        """This identity with its unknown (None) fields taken from `stored`, the identity the run
+        directory `where` already records; a field known to both must agree."""
+        # Compared as JSON holds them: a protocol's tuples come back as lists.
+        mine, theirs = (json.loads(json.dumps(dataclasses.asdict(i))) for i in (self, stored))
+        clash = [f"{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in mine
+                 if mine[k] is not None and theirs[k] is not None and mine[k] != theirs[k]]
+        if clash:
+            raise RunDirError(f"{where} holds another run ({'; '.join(clash)}); use another run directory")
+        return RunIdentity(**{k: theirs[k] if mine[k] is None else getattr(self, k) for k in mine})
+
+
+class Logs:
+    """The run's JSONL logs, open for appending one JSON object per line."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.files = {name: open(path, "ab") for name, path in paths.items()}
+
+    def write(self, name: str, record: dict) -> None:
+        self.files[name].write((json.dumps(record) + "\n").encode())
+        self.files[name].flush()
+
+    def offsets(self) -> dict[str, int]:
+        """Bytes written to each log so far (what a checkpoint covers)."""
+        return {name: f.tell() for name, f in self.files.items()}
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+class RunDir:
+    """One run directory `path` (need not exist yet)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.config = self.path / CONFIG
+        self.checkpoint = self.path / CHECKPOINT
+        self.done = self.path / DONE
+        self.lock_file = self.path / LOCK
+        self.job = self.path / JOB
+        self.logs = {name: self.path / f"{name}.jsonl" for name in LOGS}
+
+    def job_log(self, job_id: str) -> Path:
+        """The output of job `job_id` (stdout and stderr of the training)."""
+        return self.path / JOB_LOGS / f"{job_id}.log"
+
+    def has_progress(self) -> bool:
+        """Whether a start has left anything to resume or inspect."""
+        return any(p.exists() for p in (self.config, self.checkpoint, self.logs["metrics"]))
+
+    # ---- config.json -------------------------------------------------------------------------
+
+    def write_config(self, identity: RunIdentity, config: dict) -> None:
+        record = {**dataclasses.asdict(identity), "config": config, "versions": _versions(),
+                  "git_commit": _git_commit()}
+        self.config.write_text(json.dumps(record, indent=2))
+
+    def read_config(self) -> dict | None:
+        """config.json as written (None when there is none)."""
+        if not self.config.exists():
+            return None
+        try:
+            record = json.loads(self.config.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{self.config} is unreadable ({exc})") from exc
+        if not isinstance(record, dict):
+            raise RunDirError(f"{self.config} is not a JSON object")
+        return record
+
+    def identity(self) -> RunIdentity | None:
+        """The identity config.json records (None when there is no config.json)."""
+        record = self.read_config()
+        if record is None:
+            return None
+        fields = [f.name for f in dataclasses.fields(RunIdentity)]
+        missing = [k for k in fields if k not in record]
+        if missing:
+            raise RunDirError(f"{self.config}: missing {', '.join(missing)}")
+        return RunIdentity(**{k: record[k] for k in fields})
+
+    # ---- DONE --------------------------------------------------------------------------------
+
+    def read_done(self) -> dict | None:
+        """The summary of a finished run, None while it is not finished."""
+        if not self.done.exists():
+            return None
+        try:
+            return json.loads(self.done.read_text())
+        except ValueError as exc:
+            raise RunDirError(f"{self.done} is not the JSON summary a finished run writes ({exc}); restore it, "
+                              "or delete it to let the run finish again from its checkpoint") from exc
+
+    def write_done(self, summary: dict) -> None:
+        self.done.write_text(json.dumps(summary) + "\n")
+
+    # ---- JSONL logs --------------------------------------------------------------------------
+
+    def open_logs(self) -> Logs:
+        return Logs(self.logs)
+
+    def last_line(self, name: str, chunk: int = 65536) -> dict | None:
+        """The last complete JSON line of log `name` (a crash can leave a torn final line)."""
+        try:
+            with open(self.logs[name], "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - chunk))
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        for line in reversed(lines):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+        return None
+
+    def cut_logs(self, offsets: dict[str, int], say: Callable[[str], None]) -> None:
+        """Cut each log back to the bytes a checkpoint covers (`offsets`)."""
+        for name, path in self.logs.items():
+            offset = offsets[name]
+            size = path.stat().st_size if path.exists() else 0
+            if size < offset:
+                raise RunDirError(f"{path} holds {size} bytes but the checkpoint covers {offset}: logged lines were "
+                                  "lost. Restore the file, or move the checkpoint away to restart this run from zero")
+            with open(path, "r+b") as f:
+                if offset:
+                    f.seek(offset - 1)
+                    if f.read(1) != b"\n":
+                        raise RunDirError(f"{path}: byte {offset} (where the checkpoint's lines end) is not a line "
+                                          "end; the file was changed since. Restore it or move the checkpoint away")
+                dropped = f.read()
+                if dropped:
+                    f.truncate(offset)
+                    lines = dropped.count(b"\n") + (not dropped.endswith(b"\n"))
+                    say(f"{path}: dropped {lines} line(s) written after the checkpoint")
+
+    def set_aside_logs(self, say: Callable[[str], None]) -> None:
+        """Logs without a checkpoint cover nothing to resume from; keep them beside a fresh start."""
+        for path in self.logs.values():
+            if path.exists() and path.stat().st_size:
+                n = 1
+                while path.with_name(f"{path.name}.orphaned-{n}").exists():
+                    n += 1
+                aside = path.with_name(f"{path.name}.orphaned-{n}")
+                os.replace(path, aside)
+                say(f"{path}: no checkpoint to resume from; kept the old log as {aside.name} and started from zero")
+
+    # ---- checkpoint --------------------------------------------------------------------------
+
+    def write_checkpoint(self, fill: Callable[[Path], None]) -> None:
+        """Have `fill` write a complete checkpoint into an empty folder beside checkpoint/, then
+        swap it in, so a crash at any moment leaves one complete checkpoint."""
+        tmp, old = self._swap_dirs()
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        fill(tmp)
+        for path in tmp.iterdir():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        if self.checkpoint.exists():
+            os.replace(self.checkpoint, old)
+        os.replace(tmp, self.checkpoint)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def recover_checkpoint(self, say: Callable[[str], None]) -> None:
+        """Finish or undo a checkpoint swap that a crash interrupted."""
+        tmp, old = self._swap_dirs()
+        if not self.checkpoint.exists() and old.exists():
+            os.replace(old, self.checkpoint)
+            say(f"{self.checkpoint}: restored the previous checkpoint (the run died while replacing it)")
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+                say(f"{leftover}: removed an incomplete checkpoint")
+
+    def read_checkpoint(self, name: str, load: Callable[[Path], object]):
+        """`load(path)` of the checkpoint's file `name`; any failure is a RunDirError naming it."""
+        path = self.checkpoint / name
+        try:
+            return load(path)
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run over many lines
+            raise RunDirError(
+                f"{path} is unreadable ({type(exc).__name__}: {reason}); the run directory was left as is. "
+                f"Restore the checkpoint, or move {self.checkpoint} away to restart this run from zero") from exc
+
+    def _swap_dirs(self) -> tuple[Path, Path]:
+        return self.path / f"{CHECKPOINT}.tmp", self.path / f"{CHECKPOINT}.old"
+
+    # ---- lock --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the run's lock for the `with` block, or raise RunDirBusy naming its holder and
+        change nothing. The directory must exist."""
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_PATIENCE
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise self._busy(_holder_text(fd)) from None
+                    time.sleep(0.01)
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def check_free(self) -> None:
+        """RunDirBusy if a process holds the run's lock now."""
+        holder = self.holder()
+        if holder is not None:
+            raise self._busy(holder)
+
+    def _busy(self, holder: str) -> RunDirBusy:
+        return RunDirBusy(f"{self.path} is being trained by {holder}; a run has one writer: wait for it to end, "
+                          "or stop it, then start again")
+
+    def holder(self) -> str | None:
+        """'pid N on HOST since …' while a process holds the run's lock, else None."""
+        try:
+            fd = os.open(self.lock_file, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            return _holder_text(fd)
+        finally:
+            os.close(fd)  # also releases the probe's shared lock
+
+
+def _holder_text(fd: int) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0))
+        return f"pid {holder['pid']} on {holder['host']} since {holder['since']}"
+    except (ValueError, KeyError, TypeError):  # taken a moment ago, not yet signed
+        return "another process"
+
+
+def _versions() -> dict[str, str]:
+    """Python and every installed dependency of this project, with versions."""
+    versions = {"python": platform.python_version()}
+    for dist in ("dreamer-bench", *_requirements()):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _requirements() -> list[str]:
+    try:
+        reqs = importlib.metadata.requires("dreamer-bench") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    names = []
+    for req in reqs:
+        if "extra ==" not in req:
+            names.append(req.split(";")[0].split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip())
+    return names
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
