@@ -52,6 +52,11 @@ VARIANTS = {v.name: v for v in (
             per_suite={"bsuite": ("size=size1m", "run.train_ratio=1024", "agent.compile=true"),
                        "dmc_proprio": ("size=size1m", "run.train_ratio=512", "agent.compile=true")},
             suites=("bsuite", "dmc_proprio")),
+    # The second CPU check: bsuite cartpole at the train ratio the reference's 2023 config noted
+    # for it (128), so an hour buys tens of thousands of frames of 1,000-step episodes.
+    Variant("cpu_cartpole", "CPU learning check on bsuite cartpole: size1m at train ratio 128",
+            per_suite={"bsuite": ("size=size1m", "run.train_ratio=128", "agent.compile=true")},
+            suites=("bsuite",)),
     Variant("no_repval", "ablation: no replay-value loss (scale 0 instead of 0.3)",
             config=("agent.loss.repval=0",)),
 )}

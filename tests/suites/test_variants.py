@@ -89,12 +89,12 @@ def test_atari_variant_plays_with_sticky_actions_and_the_full_action_set():
         minimal.close()
 
 
-def test_cpu_learn_changes_only_size_and_train_ratio_and_compiles():
-    for suite_name, ratio in (("bsuite", 1024), ("dmc_proprio", 512)):
-        suite = get_suite(suite_name)
-        smoke, _ = resolve("cpu_learn", suite_name)
-        assert smoke.size == "size1m" and smoke.run.train_ratio == ratio
-        # agent.compile is operational: the same losses (test_agent), only faster.
-        same_otherwise = suite.run_config(suite.tasks[0], 0, ["size=size1m", f"run.train_ratio={smoke.run.train_ratio}",
-                                                               "agent.compile=true"])
-        assert to_dict(smoke) == to_dict(same_otherwise)
+@pytest.mark.parametrize("variant, suite_name, ratio", [
+    ("cpu_learn", "bsuite", 1024), ("cpu_learn", "dmc_proprio", 512), ("cpu_cartpole", "bsuite", 128)])
+def test_cpu_checks_change_only_size_and_train_ratio_and_compile(variant, suite_name, ratio):
+    suite = get_suite(suite_name)
+    smoke, _ = resolve(variant, suite_name)
+    assert smoke.size == "size1m" and smoke.run.train_ratio == ratio
+    # agent.compile is operational: the same losses (test_agent), only faster.
+    same_otherwise = suite.run_config(suite.tasks[0], 0, ["size=size1m", f"run.train_ratio={ratio}", "agent.compile=true"])
+    assert to_dict(smoke) == to_dict(same_otherwise)
