@@ -12,6 +12,7 @@ the published `dreamerv3` in a table, plot or statistic.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -158,6 +159,30 @@ def read_run(run: Path) -> pd.DataFrame:
         warnings.warn(f"{run}: no finished episode yet; run left out", stacklevel=2)
     return _frame(config["suite"], config["task"], ours(config["variant"]), config["seed"],
                   steps, returns, config["shortened"], config["budget"])
+
+
+def read_progress(run: Path) -> pd.DataFrame:
+    """One run directory's training progress from its metrics log: rows `method, task, seed, step,
+    updates, time` (frames, updates made, training seconds at each log line)."""
+    config = read_config(run)
+    path, rows = RunDir(run).logs["metrics"], []
+    with open(path) if path.exists() else contextlib.nullcontext([]) as f:
+        for number, line in enumerate(f, 1):
+            try:
+                entry = json.loads(line)
+                rows.append({k: float(entry[k]) for k in ("step", "updates", "time")})
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise LoadError(f"{path}:{number}: malformed line {line.strip()[:80]!r}; expected a JSON "
+                                "object with numeric 'step', 'updates' and 'time'") from None
+    frame = pd.DataFrame(rows, columns=["step", "updates", "time"])
+    return frame.assign(method=ours(config["variant"]), task=config["task"], seed=config["seed"])
+
+
+def load_progress(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
+    """The progress (`read_progress`) of all our runs of `suite` under `results`."""
+    frames = [read_progress(d) for d in run_dirs(results, suite, variants)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["step", "updates", "time", "method", "task", "seed"])
 
 
 def load_runs(results: Path | str, suite: str, variants=None) -> pd.DataFrame:

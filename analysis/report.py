@@ -280,13 +280,14 @@ def _bsuite(results: Path, tmp: Path, methods, learned: float | None) -> list[Pa
     colors = plots.palette(scores.method.unique())
     return (tables.write(tmp / "bsuite_scores", table, caption, 3, display)
             + plots.bsuite_figures(scores, colors, tmp / "bsuite")
-            + _bsuite_runs(load.load_runs(results, "bsuite", methods), colors, tmp, learned))
+            + _bsuite_runs(results, methods, colors, tmp, learned))
 
 
-def _bsuite_runs(episodes: pd.DataFrame, colors: dict, tmp: Path, learned: float | None) -> list[Path]:
+def _bsuite_runs(results: Path, methods, colors: dict, tmp: Path, learned: float | None) -> list[Path]:
     """Per-run scores (mean return of the last BSUITE_LAST episodes) and learning curves (the
     same running mean over frames, one line per seed) of our bsuite runs, from their
     scores.jsonl (none when no run has finished an episode)."""
+    episodes = load.load_runs(results, "bsuite", methods)
     if episodes.empty:
         return []
     n = scoring.BSUITE_LAST
@@ -296,8 +297,13 @@ def _bsuite_runs(episodes: pd.DataFrame, colors: dict, tmp: Path, learned: float
                f"(`last{n}`), its episodes and frames")
     if learned is not None:
         first = scoring.first_reaching(curves, learned)
-        runs = runs.merge(first.rename(f"first_{learned:g}").reset_index(), on=["method", "task", "seed"])
-        caption += f"; `first_{learned:g}`: the first frame at which that mean reached {learned:g}"
+        at = scoring.progress_at(load.load_progress(results, "bsuite", methods), first)
+        at = at.rename(columns={"updates": f"updates_{learned:g}", "time": f"seconds_{learned:g}"})
+        runs = (runs.merge(first.rename(f"first_{learned:g}").reset_index(), on=["method", "task", "seed"])
+                .merge(at, on=["method", "task", "seed"], how="left"))
+        caption += (f"; `first_{learned:g}`: the first frame at which that mean reached {learned:g}, with "
+                    "the updates made and training seconds by then (from the first metrics line at or "
+                    "past that frame)")
     caption += "; from scores.jsonl."
     print(f"\n{caption}\n\n{runs.to_markdown(index=False)}")
     return (tables.write(tmp / "runs", runs, caption, 3)

@@ -149,6 +149,20 @@ def first_reaching(curves: pd.DataFrame, level: float) -> pd.Series:
     return reached.reindex(runs).rename("first_reaching")
 
 
+def progress_at(progress: pd.DataFrame, frames: pd.Series) -> pd.DataFrame:
+    """Updates and training seconds of each run when it had stepped `frames` (index `method, task,
+    seed`): those of its first progress row (`method, task, seed, step, updates, time`) at or past
+    that frame, so as late as one log interval; NaN where the run has no such row."""
+    rows = []
+    for (method, task, seed), frame in frames.dropna().items():
+        mine = progress[(progress.method == method) & (progress.task == task) & (progress.seed == seed)
+                        & (progress.step >= frame)].sort_values("step")
+        if len(mine):
+            rows.append({"method": method, "task": task, "seed": seed,
+                         "updates": mine.updates.iloc[0], "time": mine.time.iloc[0]})
+    return pd.DataFrame(rows, columns=["method", "task", "seed", "updates", "time"])
+
+
 def describe(rule: ScoringRule) -> str:
     """The rule in one sentence, for table captions and figure notes."""
     lo, hi = rule.window

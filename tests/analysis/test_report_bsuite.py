@@ -1,12 +1,14 @@
 """bsuite reports go through bsuite's own analysis of its CSV logs."""
 import contextlib
 import io
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import report
+from dreamer.rundir import RunDir
 
 pytest.importorskip("suites.bsuite")
 bsuite = pytest.importorskip("bsuite")
@@ -75,11 +77,18 @@ def test_learned_level_gives_each_runs_first_frame_reaching_it(tmp_path, make_ru
         run = make_run(tmp_path / "runs", "bsuite", "small", "catch/0", seed,
                        [(10 * (i + 1), s) for i, s in enumerate(scores)], budget=1500)
         log_random_agent(run / "bsuite", "catch/0", seed)
+        # Training progress logged at frames 1000, 1300 and 1500.
+        RunDir(run).logs["metrics"].write_text("".join(
+            json.dumps({"step": step, "updates": step // 10, "time": step / 100}) + "\n"
+            for step in (1000, 1300, 1500)))
     out = tmp_path / "out"
     with contextlib.redirect_stdout(io.StringIO()):
         assert report.main(["bsuite", "--results", str(tmp_path / "runs"), "--out", str(out),
                             "--learned", "0.5"]) == 0
     runs = pd.read_csv(out / "runs.csv").set_index("seed")
     assert runs.loc[0, "first_0.5"] == 1250 and np.isnan(runs.loc[1, "first_0.5"])
+    # By frame 1250 the run had logged its progress first at frame 1300.
+    assert (runs.loc[0, "updates_0.5"], runs.loc[0, "seconds_0.5"]) == (130, 13.0)
+    assert np.isnan(runs.loc[1, "updates_0.5"])
     assert "first frame at which that mean reached 0.5" in (out / "runs.md").read_text()
     assert (out / "learning_curves.png").stat().st_size > 5_000
