@@ -286,7 +286,7 @@ def _bsuite(results: Path, tmp: Path, methods, learned: float | None) -> list[Pa
 def _bsuite_runs(results: Path, methods, colors: dict, tmp: Path, learned: float | None) -> list[Path]:
     """Per-run scores (mean return of the last BSUITE_LAST episodes) and learning curves (the
     same running mean over frames, one line per seed) of our bsuite runs, from their
-    scores.jsonl (none when no run has finished an episode)."""
+    episode logs (none when no run has finished an episode)."""
     episodes = load.load_runs(results, "bsuite", methods)
     if episodes.empty:
         return []
@@ -304,7 +304,7 @@ def _bsuite_runs(results: Path, methods, colors: dict, tmp: Path, learned: float
         caption += (f"; `first_{learned:g}`: the first frame at which that mean reached {learned:g}, with "
                     "the updates made and training seconds by then (from the first metrics line at or "
                     "past that frame)")
-    caption += "; from scores.jsonl."
+    caption += "; from the runs' episode logs."
     print(f"\n{caption}\n\n{runs.to_markdown(index=False)}")
     return (tables.write(tmp / "runs", runs, caption, 3)
             + plots.learning_curves(curves, colors, tmp / "learning_curves",
