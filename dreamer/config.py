@@ -55,6 +55,7 @@ class ActorConfig:
     minstd: float = 0.1
     maxstd: float = 1.0
     outscale: float = 0.01
+    unimix: float = 0.01  # discrete actions: 1% uniform mixed into the policy, as for the latents
 
 
 @dataclass

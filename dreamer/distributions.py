@@ -103,14 +103,15 @@ def bernoulli_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class Policy:
-    """The actor's distribution: categorical over logits (discrete) or a normal with
+    """The actor's distribution: categorical over logits with `unimix` uniform mixed in
+    (discrete; sampling, log-probabilities and entropy all of the mixture) or a normal with
     mean tanh(x) and std (maxstd − minstd)·σ(x + 2) + minstd (continuous)."""
 
-    def __init__(self, out: torch.Tensor, discrete: bool, minstd: float, maxstd: float):
+    def __init__(self, out: torch.Tensor, discrete: bool, minstd: float, maxstd: float, unimix: float = 0.0):
         out = out.float()
         self.discrete = discrete
         if discrete:
-            self.logits = torch.log_softmax(out, -1)
+            self.logits = torch.log(unimix_probs(out, unimix))
         else:
             mean, std = out.chunk(2, -1)
             self.mean = torch.tanh(mean)

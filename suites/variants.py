@@ -46,9 +46,10 @@ VARIANTS = {v.name: v for v in (
     Variant("no_retnorm", "ablation: no return normalisation (return scale fixed at 1)",
             config=("agent.retnorm.perclo=50", "agent.retnorm.perchi=50")),
     # The CPU learning checks (README "Does it learn?"): the fixed config with only the size
-    # lowered to size1m and the train ratio set to the reference's own presets (bsuite 1024, one
-    # update per agent step; DMC 512); compiled RSSM steps compute the same losses, faster.
-    Variant("cpu_learn", "CPU learning check: size1m at the reference's train ratios (bsuite 1024, DMC 512)",
+    # lowered to size1m and the train ratio of the reference's bsuite preset (1024, one update per
+    # agent step) or of the published DMC runs (512); compiled RSSM steps compute the same losses,
+    # faster.
+    Variant("cpu_learn", "CPU learning check: size1m at train ratio 1024 (bsuite preset) or 512 (published DMC runs)",
             per_suite={"bsuite": ("size=size1m", "run.train_ratio=1024", "agent.compile=true"),
                        "dmc_proprio": ("size=size1m", "run.train_ratio=512", "agent.compile=true")},
             suites=("bsuite", "dmc_proprio")),

@@ -6,6 +6,7 @@ import torch
 
 from dreamer import distributions as D
 from dreamer.agent import Head
+from dreamer.config import make_config
 
 
 def test_symlog_symexp_inverse_over_wide_range():
@@ -153,6 +154,18 @@ def test_policy_distributions():
     cat = D.Policy(torch.tensor([[0.0, math.log(3.0)]]), discrete=True, minstd=0.1, maxstd=1.0)
     assert cat.log_prob(torch.tensor([1])).item() == pytest.approx(math.log(0.75))
     assert cat.entropy().item() == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+
+
+def test_discrete_policy_mixes_in_one_percent_uniform():
+    """The reference's discrete policy is a categorical with unimix 0.01: softmax (0.25, 0.75)
+    becomes (0.2525, 0.7475), and a policy that puts everything on one of 3 actions keeps 1/300
+    on each of the others."""
+    cat = D.Policy(torch.tensor([[0.0, math.log(3.0)]]), discrete=True, minstd=0.1, maxstd=1.0, unimix=0.01)
+    assert cat.log_prob(torch.tensor([1])).item() == pytest.approx(math.log(0.7475))
+    assert cat.entropy().item() == pytest.approx(-(0.2525 * math.log(0.2525) + 0.7475 * math.log(0.7475)))
+    sure = D.Policy(torch.tensor([[0.0, 0.0, 100.0]]), discrete=True, minstd=0.1, maxstd=1.0, unimix=0.01)
+    assert sure.logits.exp()[0].tolist() == pytest.approx([1 / 300, 1 / 300, 1 - 2 / 300])
+    assert make_config().agent.actor.unimix == 0.01
 
 
 def test_bernoulli_soft_target_loss():
