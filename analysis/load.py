@@ -215,7 +215,9 @@ def load_bsuite(results: Path | str, variants=None) -> pd.DataFrame:
     Each run directory holds the one log bsuite's logging wrapper wrote (suites/bsuite.py). Adds
     `method` (our label) and `run_seed` from the run's identity (bsuite's own `seed` column is the
     bsuite_id's environment seed); returns one row per logged episode with bsuite's columns
-    (`bsuite_id`, `bsuite_env`, `episode`, ...). Runs without a logged episode yet are left out.
+    (`bsuite_id`, `bsuite_env`, `episode`, ...). Runs without a logged episode yet are left out,
+    and so, with a warning, are runs whose log an older version restarted at each resume: their
+    episodes cannot be put in order, though their own episode logs still can.
     """
     from bsuite.logging import csv_load  # bsuite is only needed for this suite
 
@@ -226,9 +228,10 @@ def load_bsuite(results: Path | str, variants=None) -> pd.DataFrame:
         config = read_config(run)
         path = csv_path(run, config["task"])
         if log_segments(run, config["task"]):
-            raise LoadError(f"{run}: its bsuite log was restarted at each restart of the run (older versions "
-                            f"kept the previous one as {path.name}.N), so its episodes cannot be put in order; "
-                            "run it again")
+            warnings.warn(f"{run}: left out of bsuite's scores: its bsuite log was restarted at each restart "
+                          f"of the run (older versions kept the previous one as {path.name}.N), so its "
+                          "episodes cannot be put in order", stacklevel=2)
+            continue
         if not path.exists():
             continue
         try:
