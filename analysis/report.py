@@ -290,6 +290,8 @@ def _bsuite_runs(results: Path, methods, colors: dict, tmp: Path, learned: float
     episodes = load.load_runs(results, "bsuite", methods)
     if episodes.empty:
         return []
+    # Runs left out of bsuite's score table (an older version's restarted log) still have curves.
+    colors = plots.palette(dict.fromkeys([*colors, *episodes.method.unique()]))
     n = scoring.BSUITE_LAST
     runs = scoring.last_episodes(episodes, n)
     curves = scoring.running_mean(episodes, n)
