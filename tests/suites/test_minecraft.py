@@ -8,7 +8,7 @@ from suites.base import SuiteError
 from suites.minecraft import (ACTIONS, ITEMS, NOOP, SUITES, ActionShaper, Minecraft,
                               MilestoneReward, flatten_observation, inventory_counts, make_env)
 
-SPEC_ACTIONS = (
+EXPECTED_ACTIONS = (
     "noop", "attack", "turn_up", "turn_down", "turn_left", "turn_right", "forward", "back", "left",
     "right", "jump", "place_dirt", "craft_planks", "craft_stick", "craft_crafting_table",
     "place_crafting_table", "craft_wooden_pickaxe", "craft_stone_pickaxe", "craft_iron_pickaxe",
@@ -25,7 +25,7 @@ def changed(action):
 
 
 def test_the_25_actions_of_the_spec():
-    assert tuple(name for name, _ in ACTIONS) == SPEC_ACTIONS
+    assert tuple(name for name, _ in ACTIONS) == EXPECTED_ACTIONS
     shaper = ActionShaper()
     assert changed(shaper(INDEX["noop"])) == {}
     assert changed(shaper(INDEX["attack"])) == {"attack": 1}
