@@ -19,6 +19,7 @@ method and our variant of that name alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -131,9 +132,10 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
 
 def _write(out: Path, render) -> list[Path]:
     """Render into a fresh sibling folder, then move the files into `out`, so a failure leaves
-    the previous report as it was. Files of the previous report (listed in `out/.report`) that
-    this one does not write are removed, so no stale figure outlives its report; other files in
-    `out` are left alone."""
+    the previous report as it was, and no folder it had to create. Files of the previous report
+    (listed in `out/.report`) that this one does not write are removed, so no stale figure
+    outlives its report; other files in `out` are left alone."""
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -144,8 +146,13 @@ def _write(out: Path, render) -> list[Path]:
         for name in names:
             os.replace(tmp / name, out / name)
         listing.write_text("\n".join(names) + "\n")
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: something was written after all
+                folder.rmdir()
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
     return [out / n for n in names]
 
 

@@ -406,9 +406,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     old_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
+    path = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
     rows = []
     try:
         for device in _csv(args.device):
@@ -420,6 +418,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                       args.updates, args.warmup, None, args.matmul_n, args.seed,
                                       not args.no_progress)
                         rows.append(row)
+                        # made with the first row, so that a failed bench leaves no empty folder
+                        path.parent.mkdir(parents=True, exist_ok=True)
                         with path.open("a") as f:
                             f.write(json.dumps(row) + "\n")
                         print(f"[bench] {size} {obs} {device} {precision}: "

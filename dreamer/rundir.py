@@ -264,7 +264,7 @@ class RunDir:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise self._busy(_holder_text(fd)) from None
+                        raise self._busy(_holder_text(_signature(fd))) from None
                     time.sleep(0.01)
             os.ftruncate(fd, 0)
             os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -285,6 +285,20 @@ class RunDir:
 
     def holder(self) -> str | None:
         """'pid N on HOST since …' while a process holds the run's lock, else None."""
+        signature = self._held()
+        return None if signature is None else _holder_text(signature)
+
+    def holder_process(self) -> tuple[int, str] | None:
+        """(pid, host) of the process that holds the run's lock; None while the lock is free or
+        its holder has not signed it yet."""
+        signature = self._held()
+        try:
+            return int(signature["pid"]), str(signature["host"])
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    def _held(self) -> dict | None:
+        """What the holder of the run's lock signed ({} if nothing yet); None while it is free."""
         try:
             fd = os.open(self.lock_file, os.O_RDONLY)
         except FileNotFoundError:
@@ -293,16 +307,23 @@ class RunDir:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
-            return _holder_text(fd)
+            return _signature(fd)
         finally:
             os.close(fd)  # also releases the probe's shared lock
 
 
-def _holder_text(fd: int) -> str:
+def _signature(fd: int) -> dict:
     try:
-        holder = json.loads(os.pread(fd, 4096, 0))
-        return f"pid {holder['pid']} on {holder['host']} since {holder['since']}"
-    except (ValueError, KeyError, TypeError):  # taken a moment ago, not yet signed
+        signature = json.loads(os.pread(fd, 4096, 0))
+    except ValueError:  # taken a moment ago, not yet signed
+        return {}
+    return signature if isinstance(signature, dict) else {}
+
+
+def _holder_text(signature: dict) -> str:
+    try:
+        return f"pid {signature['pid']} on {signature['host']} since {signature['since']}"
+    except KeyError:
         return "another process"
 
 

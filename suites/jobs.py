@@ -9,6 +9,7 @@ first waits for one of a few slots (lock files), so the machine is not oversubsc
 The record of a submission (`JobRecord`, the run directory's job file) names the executor, the job
 id and submitit's files; `job_states` checks records against the scheduler: squeue, then sacct, for
 slurm; for local jobs, whether the job's controller process (pid and start time) is still alive.
+`cancel_slurm` and the process helpers serve suites/stop.py.
 """
 from __future__ import annotations
 
@@ -174,12 +175,29 @@ def read_record(run_dir: Path) -> JobRecord | None:
 
 def process_start(pid: int) -> int:
     """Start time of process `pid` (clock ticks since boot), 0 if it does not exist or is a zombie."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else 0
+
+
+def process_children(pid: int) -> list[int]:
+    """The live child processes of `pid`."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields and fields[1] == str(pid):
+            children.append(int(entry.name))
+    return children
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, parent pid, …); None when the
+    process does not exist or is a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0
+        return None
     fields = stat[stat.rindex(")") + 2:].split()  # the command name in (…) may contain spaces
-    return 0 if fields[0] == "Z" else int(fields[19])
+    return None if fields[0] == "Z" else fields
 
 
 def job_states(records: list[JobRecord]) -> dict[JobRecord, tuple[str, str]]:
@@ -229,11 +247,16 @@ def _slurm_state(state: str) -> tuple[str, str]:
     return ("waiting" if state in _WAITING else "running" if state in _RUNNING else "ended"), state
 
 
-def _query(command: list[str]) -> list[str]:
+def cancel_slurm(job_ids: list[str]) -> None:
+    """Cancel slurm jobs (array tasks too, 12_3): slurm ends them without requeueing."""
+    _query(["scancel", *job_ids], "cannot cancel slurm jobs")
+
+
+def _query(command: list[str], failure: str = "cannot ask slurm about recorded jobs") -> list[str]:
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise SchedulerError(f"cannot ask slurm about recorded jobs ({command[0]}: {e})") from e
+        raise SchedulerError(f"{failure} ({command[0]}: {e})") from e
     if proc.returncode != 0:
-        raise SchedulerError(f"cannot ask slurm about recorded jobs: {command[0]}: {proc.stderr.strip()}")
+        raise SchedulerError(f"{failure}: {command[0]}: {proc.stderr.strip()}")
     return [line for line in proc.stdout.splitlines() if line.strip()]

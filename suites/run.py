@@ -11,20 +11,26 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import pickle
+import shlex
 import shutil
+import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import yaml
 from tabulate import tabulate
 
 from dreamer.config import Config, ConfigError, resume_diff, to_dict
 from dreamer.rundir import RunDir, RunDirError, RunIdentity
+from suites import cost, progress
 from suites.base import Resources, Suite, SuiteError, run_dir
-from suites.jobs import JobRecord, SchedulerError, process_start, write_record
-from suites.status import DEFAULT_RESULTS, failure_tail, states
+from suites.jobs import JobRecord, SchedulerError, job_threads, process_start, redirect_output, write_record
+from suites.status import DEFAULT_RESULTS, error_line, states
 from suites.variants import VARIANTS, get_variant
 
 EXECUTORS = ("local", "slurm")
@@ -34,7 +40,11 @@ PROFILE_FIELDS = {"partition": str, "account": str, "qos": str, "constraint": st
                   "gpus_per_task": int, "cpus_per_task": int, "mem_gb": int, "time_min": int,
                   "array_parallelism": int}
 TO_SUBMIT = ("new", "partial", "failed")
+# What the processes a launch starts print outside a run (local job controllers), in submitit's folder.
+SUBMISSION_LOG = "submission.log"
 POLL_SECONDS = 5.0
+# Config keys the launcher sets per run, and the flags that set them.
+PER_RUN = {"run.budget": "--budget FRAMES", "run.budget_episodes": "--budget FRAMES", "run.seed": "--seeds N"}
 
 
 @dataclass
@@ -87,6 +97,21 @@ def resources(suite: Suite, profile: dict) -> Resources:
                      hours=profile["time_min"] / 60 if "time_min" in profile else r.hours)
 
 
+def task_list(text: str | None) -> list[str] | None:
+    """The tasks of `--tasks a,b`; None without the flag."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def select_tasks(suite: Suite, tasks: list[str] | None) -> list[str]:
+    """`tasks` checked against the suite, duplicates dropped; every task of the suite for None.
+    An empty list is an error: `--tasks ""` (say, an empty shell variable) must not mean all."""
+    if tasks is None:
+        return list(suite.tasks)
+    if not tasks:
+        raise SuiteError(f"--tasks names no task; valid: {', '.join(suite.tasks)}")
+    return list(dict.fromkeys(suite.check_task(t) for t in tasks))
+
+
 def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: list[str] = (),
               tasks: list[str] | None = None, budget: int | None = None,
               results: Path = DEFAULT_RESULTS, profile: dict | None = None) -> Plan:
@@ -101,11 +126,14 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
         raise SuiteError(f"--seeds must be at least 1, got {seeds}")
     if budget is not None and budget < 1:
         raise SuiteError(f"--budget must be a positive number of frames, got {budget}")
-    tasks = list(dict.fromkeys(suite.check_task(t) for t in tasks)) if tasks else list(suite.tasks)
+    for key in (s.split("=", 1)[0].strip() for s in sets):
+        if key in PER_RUN:
+            raise SuiteError(f"--set {key}=… would be overridden: the launcher sets {key} per run; use {PER_RUN[key]}")
+    tasks = select_tasks(suite, tasks)
     config_overrides, protocol = get_variant(variant).overrides(suite.name)
     protocol = suite.check_protocol(protocol)
     overrides = [*config_overrides, *sets]
-    dirname = variant if budget is None else f"{variant}-budget{budget}"
+    dirname = variant_dir(variant, budget)
     results = Path(results).absolute()
     runs = []
     for task in tasks:
@@ -119,6 +147,11 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
     plan = Plan(suite, dirname, overrides, runs, resources(suite, profile or {}), profile or {}, results)
     refresh(plan)
     return plan
+
+
+def variant_dir(variant: str, budget: int | None) -> str:
+    """The directory of a variant's runs; shortened runs live apart, in {variant}-budget{N}."""
+    return variant if budget is None else f"{variant}-budget{budget}"
 
 
 def _check_same_config(run: PlannedRun) -> None:
@@ -178,15 +211,20 @@ def local_slots(plan: Plan) -> int:
 
 
 def submit(plan: Plan, executor: str) -> list[PlannedRun]:
-    """Submit every run that needs it as one batch (one job array on SLURM); record each job in
-    its run dir. Returns the submitted runs."""
+    """Submit every run that needs it as one batch (one job array on SLURM), from a process of its
+    own session (`detached`); each job is recorded in its run dir. Returns the submitted runs."""
+    todo = [r for r in plan.runs if r.state in TO_SUBMIT]
+    if todo:
+        for run, record in zip(todo, detached(lambda: _submit(plan, executor, todo))):
+            run.record = record
+    return todo
+
+
+def _submit(plan: Plan, executor: str, todo: list[PlannedRun]) -> list[JobRecord]:
     import submitit
 
     from suites.jobs import RunJob
 
-    todo = [r for r in plan.runs if r.state in TO_SUBMIT]
-    if not todo:
-        return []
     folder = plan.results / ".submitit" / plan.suite.name / plan.variant
     ex = submitit.AutoExecutor(folder=folder, cluster=executor)
     res, p = plan.resources, plan.profile
@@ -204,41 +242,83 @@ def submit(plan: Plan, executor: str) -> list[PlannedRun]:
         slots = local_slots(plan)
     ex.update_parameters(**params)
     try:
-        with ex.batch():
+        # Local controllers inherit these descriptors: what they print (a traceback when stopped)
+        # goes to a file, not into the terminal of whoever launched them.
+        with redirect_output(folder / SUBMISSION_LOG), ex.batch():
             jobs = [ex.submit(RunJob(to_dict(r.config), r.identity, str(r.run_dir), res.cpus, slots,
                                      str(plan.results / ".submitit" / "local-slots")))
                     for r in todo]
     except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as e:
         raise SchedulerError("submission failed: " + "; ".join(str(e).strip().splitlines())) from e
-    now = time.time()
+    now, records = time.time(), []
     for run, job in zip(todo, jobs):
         started = process_start(int(job.job_id)) if executor == "local" else 0
-        run.record = JobRecord(executor, str(job.job_id), now, str(job.paths.stdout), str(job.paths.stderr),
-                               str(job.paths.result_pickle), started)
-        write_record(run.run_dir, run.record)
-    return todo
+        records.append(JobRecord(executor, str(job.job_id), now, str(job.paths.stdout), str(job.paths.stderr),
+                                 str(job.paths.result_pickle), started))
+        write_record(run.run_dir, records[-1])
+    return records
+
+
+T = TypeVar("T")
+
+
+def detached(fn: Callable[[], T]) -> T:
+    """fn() in a forked child that leads a new session; its result, or its exception, comes back
+    pickled. What the child starts (local job controllers) then shares neither the launcher's
+    process group nor its terminal, so Ctrl-C in a waiting launcher, or closing its terminal,
+    leaves the jobs running; `python -m suites.stop` stops them."""
+    sys.stdout.flush()  # else the child would write what the parent has buffered a second time
+    sys.stderr.flush()
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns of fork() in a process with threads (numpy's BLAS pool here): a lock one
+        # of them held stays held in the child. The child uses no BLAS; it pickles and starts processes.
+        warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child ends here, whatever happens
+        try:
+            os.close(read)
+            os.setsid()
+            try:
+                outcome = (True, fn())
+            except Exception as e:
+                outcome = (False, e)
+            with os.fdopen(write, "wb") as f:
+                pickle.dump(outcome, f)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        try:
+            ok, value = pickle.load(f)
+        except EOFError:
+            raise SchedulerError("submission failed: the submitting process ended without an answer") from None
+    os.waitpid(pid, 0)
+    if not ok:
+        raise value
+    return value
 
 
 def wait(plan: Plan) -> bool:
-    """Block, with a progress bar over runs, until no run is queued or running; True if all are done."""
-    from tqdm import tqdm
-
-    refresh(plan)
-    with tqdm(total=len(plan.runs), unit="run", desc=f"{plan.suite.name} {plan.variant}") as bar:
-        while True:
-            counts = {s: sum(r.state == s for r in plan.runs) for s in ("done", "running", "queued", "failed")}
-            bar.n = counts["done"] + counts["failed"]
-            bar.set_postfix(counts, refresh=False)
-            bar.refresh()
-            if not counts["running"] and not counts["queued"]:
-                break
-            time.sleep(POLL_SECONDS)
-            refresh(plan)
+    """Show the runs' progress (suites/progress.py) until no run is queued or running, then one
+    line per run that did not finish, with its error. True if all are done."""
+    display = progress.Display(sys.stderr)
+    while True:
+        refresh(plan)
+        live = any(r.state in ("queued", "running") for r in plan.runs)
+        runs = [(f"{r.task} seed {r.seed}", r.state, r.config.run, r.run_dir) for r in plan.runs]
+        display.show(progress.block(f"{plan.suite.name} {plan.variant}", runs, display.rows()),
+                     [r.state for r in plan.runs], final=not live)
+        if not live:
+            break
+        time.sleep(POLL_SECONDS)
     failed = [r for r in plan.runs if r.state != "done"]
     for r in failed:
-        print(f"{r.task} seed {r.seed}: {r.state}; last log lines:", file=sys.stderr)
-        lines = failure_tail(r.run_dir, r.record) if r.record else []
-        print("\n".join(f"  {line}" for line in lines) or "  (no log)", file=sys.stderr)
+        print(f"{r.task} seed {r.seed}: {r.state}: {error_line(r.run_dir, r.record) if r.record else 'no job recorded'}",
+              file=sys.stderr)
+    if failed:
+        print(f"their logs: python -m suites.status {plan.suite.name} --variant {plan.variant} --results {plan.results}",
+              file=sys.stderr)
     return not failed
 
 
@@ -260,25 +340,41 @@ def parser() -> argparse.ArgumentParser:
                    help="local: subprocesses on this machine (default); slurm: sbatch, needs --profile")
     p.add_argument("--profile", type=Path, help="YAML scheduler profile, fields: " + ", ".join(PROFILE_FIELDS))
     p.add_argument("--variant", default="dreamerv3", help="named config variant (default %(default)s)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, repeatable, e.g. --set run.train_ratio=64")
+    p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. --set run.train_ratio=64 size=size1m")
     p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
     p.add_argument("--budget", type=int, metavar="FRAMES",
                    help="shortened runs of this many frames, kept in {variant}-budget{FRAMES}")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="runs folder (default %(default)s)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and exit; creates nothing")
-    p.add_argument("--wait", action="store_true", help="block with a progress bar until every run ends")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and exit; creates nothing. With the local executor it also says "
+                        "what the runs cost here, from a few updates measured now")
+    p.add_argument("--no-estimate", dest="estimate", action="store_false",
+                   help="with --dry-run: do not measure updates for the cost estimate")
+    p.add_argument("--wait", action="store_true",
+                   help="show each run's progress, ETA and score until every run ends")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        return launch(args)
+    except KeyboardInterrupt:
+        if args.dry_run:
+            print("suites.run: interrupted", file=sys.stderr)
+        else:
+            print(f"suites.run: interrupted; submitted runs go on; stop them with: {stop_command(args)}",
+                  file=sys.stderr)
+        return 130
+
+
+def launch(args: argparse.Namespace) -> int:
+    try:
         if args.executor == "slurm" and args.profile is None:
             raise SuiteError("--executor slurm needs --profile FILE (e.g. slurm/profiles/local.yaml)")
         profile = load_profile(args.profile) if args.profile else {}
-        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-        plan = make_plan(args.suite, args.seeds, args.variant, args.sets, tasks, args.budget,
+        plan = make_plan(args.suite, args.seeds, args.variant, args.sets, task_list(args.tasks), args.budget,
                          args.results, profile)
     except (SuiteError, ConfigError) as e:
         print(f"suites.run: error: {e}", file=sys.stderr)
@@ -288,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.dry_run:
         print_plan(plan, args.executor)
+        if args.executor == "local":
+            print_cost(plan, args.estimate)
         return 0
     if args.executor == "slurm" and shutil.which("sbatch") is None:
         print("suites.run: error: sbatch not found; install SLURM's client or start the local cluster: "
@@ -305,11 +403,33 @@ def main(argv: list[str] | None = None) -> int:
     except SchedulerError as e:
         print(f"suites.run: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("suites.run: interrupted; SLURM jobs go on, local ones stop with this launcher; "
-              "launch again to resume or follow them", file=sys.stderr)
-        return 130
+
+
+def print_cost(plan: Plan, measure: bool) -> None:
+    """The local executor's notes on a plan: GPUs asked for that are not here, and the cost here."""
+    note = cost.gpu_note(plan.suite.name, plan.resources)
+    if note:
+        print(note)
+    if not measure:
+        return
+    todo = [r for r in plan.runs if r.state in TO_SUBMIT]
+    # The protocol's `size` knob is the image size of the suites that observe images (as in
+    # Suite.check_settings); the others observe vectors.
+    obs = "image" if todo and "size" in todo[0].identity.protocol else "proprio"
+    for line in cost.lines(todo, obs, job_threads(plan.resources.cpus), local_slots(plan)):
+        print(line)
+
+
+def stop_command(args: argparse.Namespace) -> str:
+    """The `suites.stop` command for the runs of this launch."""
+    command = ["python", "-m", "suites.stop", args.suite, "--variant", variant_dir(args.variant, args.budget)]
+    if args.tasks is not None:
+        command += ["--tasks", args.tasks]
+    if args.results.absolute() != DEFAULT_RESULTS.absolute():
+        command += ["--results", str(args.results)]
+    return shlex.join(command)
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `… --dry-run | head` ends quietly, as it does other tools
     sys.exit(main())

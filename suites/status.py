@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from tabulate import tabulate
 
-from dreamer.rundir import RunDir, RunDirError
+from dreamer.rundir import RunDir
+from suites import progress
 from suites.base import SuiteError, unknown
 from suites.jobs import JobRecord, SchedulerError, job_states, read_record
 
@@ -59,16 +61,29 @@ def failure_tail(run_dir: Path, record: JobRecord, lines: int = 10) -> list[str]
     return tail(RunDir(run_dir).job_log(record.job_id), lines) or tail(Path(record.stderr), lines)
 
 
-def progress(run_dir: Path) -> tuple[int | None, float | None]:
-    """(frames reached, last training episode score) from the summary and the two logs."""
-    rd = RunDir(run_dir)
-    try:
-        done = rd.read_done()
-    except RunDirError:
-        done = None
-    metrics, scores = rd.last_line("metrics"), rd.last_line("scores")
-    steps = [d["step"] for d in (done, metrics, scores) if d and "step" in d]
-    return (max(steps) if steps else None), (scores.get("score") if scores else None)
+def error_line(run_dir: Path, record: JobRecord) -> str:
+    """The one line that says why a job ended: the exception of the last traceback in its log, or
+    in submitit's stderr (a job interrupted outside the training, or one that died before opening
+    its log); else the log's last line."""
+    for path in (RunDir(run_dir).job_log(record.job_id), Path(record.stderr)):
+        lines = tail(path, 200)
+        starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")]
+        # The exception line is the first after the traceback that is not indented (frames and
+        # their source lines are).
+        ends = [line for line in lines[starts[-1] + 1:] if line.strip() and not line[0].isspace()] if starts else []
+        if ends:
+            return ends[0]
+    last = failure_tail(run_dir, record, 1)
+    return last[0] if last else "(no log)"
+
+
+def variant_dirs(suite, results: Path, variant: str | None) -> list[str]:
+    """The variant directories of `suite` under `results`: `variant`, or every one present."""
+    base = results / suite.name
+    present = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    if variant is not None and variant not in present:
+        raise unknown(f"variant directory under {base}", variant, present)
+    return [variant] if variant is not None else present
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,23 +103,20 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         suite = get_suite(args.suite)
-        base = args.results / suite.name
-        present = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-        if args.variant is not None and args.variant not in present:
-            raise unknown(f"variant directory under {base}", args.variant, present)
+        variants = variant_dirs(suite, args.results, args.variant)
     except SuiteError as e:
         print(f"suites.status: error: {e}", file=sys.stderr)
         return 2
-    if not present:
+    if not variants:
         print(f"no runs of {suite.name} under {args.results}")
         return 0
     rows, failures = [], []
     try:
-        for variant in [args.variant] if args.variant else present:
-            runs = _expected(suite, base / variant, args.seeds)
+        for variant in variants:
+            runs = expected_runs(suite, args.results / suite.name / variant, args.seeds)
             for (task, seed, run_dir), (state, record, job) in zip(runs, states([r[2] for r in runs])):
-                frames, score = progress(run_dir)
-                rows.append([variant, task, seed, "missing" if state == "new" else state, frames, score,
+                p = progress.read(run_dir)
+                rows.append([variant, task, seed, "missing" if state == "new" else state, p.frames, p.score,
                              _job_text(run_dir, state, record, job)])
                 if state == "failed":
                     failures.append((f"{variant} {task} seed{seed} ({job[1]})",
@@ -131,7 +143,7 @@ def _job_text(run_dir: Path, state: str, record: JobRecord | None, job: tuple[st
     return (RunDir(run_dir).holder() or "") if state == "running" else ""
 
 
-def _expected(suite, variant_dir: Path, seeds: int | None) -> list[tuple[str, int, Path]]:
+def expected_runs(suite, variant_dir: Path, seeds: int | None) -> list[tuple[str, int, Path]]:
     """(task, seed, run dir) for every task of the suite × seeds 0..N-1 (N: `seeds`, else one
     more than the largest seed present), plus any other run dir present."""
     present = {(d.parent.name, int(d.name[4:])): d for d in variant_dir.glob("*/seed*")
@@ -149,4 +161,5 @@ def _expected(suite, variant_dir: Path, seeds: int | None) -> list[tuple[str, in
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `… | head` ends the table quietly, as it does other tools
     sys.exit(main())

@@ -92,3 +92,11 @@ def test_learned_level_gives_each_runs_first_frame_reaching_it(tmp_path, make_ru
     assert np.isnan(runs.loc[1, "updates_0.5"])
     assert "first frame at which that mean reached 0.5" in (out / "runs.md").read_text()
     assert (out / "learning_curves.png").stat().st_size > 5_000
+
+
+def test_a_report_that_fails_while_rendering_leaves_no_folder_it_created(tmp_path, capsys):
+    (tmp_path / "runs" / "bsuite").mkdir(parents=True)
+    out = tmp_path / "reports" / "bsuite"
+    assert report.main(["bsuite", "--results", str(tmp_path / "runs"), "--out", str(out)]) == 1
+    assert "no bsuite CSV logs" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]

@@ -125,3 +125,13 @@ def test_devices_and_precisions_that_are_not_here_exit_2_with_one_line(tmp_path,
     err = capsys.readouterr().err
     assert exit.value.code == 2 and re.search(message, err) and err.count("\n") == 1, err
     assert not (tmp_path / "bench").exists()
+
+
+def test_a_failed_measurement_leaves_no_output_folder(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(bench, "measure", out_of_memory)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        bench.main(["--size", "size1m", "--device", "cpu", "--out", str(tmp_path / "bench" / "today")])
+    assert list(tmp_path.iterdir()) == []

@@ -3,8 +3,10 @@
 Tiny settings keep each run to seconds: size1m, 2×8 batches, 46 updates over 400 frames, a
 checkpoint every second. The helpers are shared with test_slurm.py.
 """
+import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pandas as pd
 
 from analysis import load, scoring
 from dreamer.rundir import RunDir, RunIdentity
+from suites import jobs
 from suites import run as launcher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,8 +95,10 @@ def kill_after_first_checkpoint(results: Path, *sets: str) -> None:
         while not ckpt.exists() and time.time() < deadline and first.poll() is None:
             time.sleep(0.1)
     finally:
+        # The launcher's group, then the job's: local jobs run in a session of their own.
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+        os.killpg(os.getpgid(int(jobs.read_record(run_dir(results, 0)).job_id)), signal.SIGKILL)
     assert ckpt.exists() and not (run_dir(results, 0) / "DONE").exists()
     # SIGKILL is asynchronous: a busy machine can take a moment to tear the processes down.
     deadline = time.time() + 30
@@ -140,18 +145,99 @@ def test_a_killed_and_resumed_bsuite_run_scores_as_its_uninterrupted_twin(tmp_pa
     pd.testing.assert_frame_equal(scoring.bsuite_scores(logs[0]), scoring.bsuite_scores(logs[1]))
 
 
-def test_a_failing_run_is_reported_with_the_tail_of_its_log(tmp_path):
+def test_a_failing_run_is_reported_with_its_error_in_one_line(tmp_path):
     broken = run_dir(tmp_path, 0) / "checkpoint"
     broken.mkdir(parents=True)
     (broken / "loop.pt").write_bytes(b"not a checkpoint")  # dreamer.train refuses to resume it
     proc = launch(tmp_path, "--wait")
     assert proc.returncode == 1
     assert "1 run: 1 partial; 1 to submit" in proc.stdout
-    assert "catch/0 seed 0: failed; last log lines:" in proc.stderr
-    assert "loop.pt is unreadable" in proc.stderr
+    # One line: the exception that ended the job, not the traceback before it.
+    failure = [line for line in proc.stderr.splitlines() if line.startswith("catch/0 seed 0: ")]
+    assert len(failure) == 1 and "Traceback" not in proc.stderr
+    assert failure[0].startswith(f"catch/0 seed 0: failed: dreamer.rundir.RunDirError: {broken / 'loop.pt'} is "
+                                 "unreadable (")
+    assert proc.stderr.endswith(f"their logs: python -m suites.status bsuite --variant dreamerv3-budget{BUDGET} "
+                                f"--results {tmp_path.absolute()}\n")
     table = subprocess.run([sys.executable, "-m", "suites.status", "bsuite", "--results", str(tmp_path)],
                            capture_output=True, text=True, timeout=120, cwd=REPO)
     assert table.returncode == 0, table.stderr
     assert "failed" in table.stdout and "local" in table.stdout
     last = table.stdout.rstrip().splitlines()[-1]
     assert "RunDirError: " in last and "loop.pt is unreadable" in last
+
+
+def stop_command(line: str) -> list[str]:
+    """The `python -m suites.stop …` command at the end of `line`, for this interpreter."""
+    command = shlex.split(line[line.index("python -m suites.stop"):])
+    return [sys.executable, *command[1:]]
+
+
+def test_ctrl_c_leaves_local_runs_going_and_stop_ends_them_to_resume_at_the_next_launch(tmp_path):
+    budget = 1200  # long enough to still train when the stop comes
+    waiting = subprocess.Popen(launch_command(tmp_path, "--wait", budget=budget), cwd=REPO, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    d, deadline = run_dir(tmp_path, 0, budget), time.time() + 240
+    while not (d / "checkpoint").exists() and time.time() < deadline and waiting.poll() is None:
+        time.sleep(0.1)
+    record = jobs.read_record(d)
+    trainer = RunDir(d).holder_process()
+    assert (d / "checkpoint").exists() and trainer is not None
+    os.killpg(waiting.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 130 and "Traceback" not in out + err
+    interrupted = err.splitlines()[-1]
+    assert interrupted == ("suites.run: interrupted; submitted runs go on; stop them with: python -m suites.stop "
+                           f"bsuite --variant dreamerv3-budget{budget} --tasks catch/0 --results {tmp_path}")
+    assert jobs.process_start(int(record.job_id)) == record.started and RunDir(d).holder() is not None
+
+    stopped = subprocess.run(stop_command(interrupted), capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == (f"dreamerv3-budget{budget} catch/0 seed 0: stopped (local job {record.job_id}); "
+                              "its checkpoint is kept; the next launch resumes it\n")
+    assert jobs.process_start(int(record.job_id)) == 0 and jobs.process_start(trainer[0]) == 0
+    assert RunDir(d).holder() is None and not (d / "DONE").exists()
+
+    proc = launch(tmp_path, "--wait", budget=budget)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 run: 1 failed; 1 to submit" in proc.stdout
+    check_done_run(tmp_path, 0, "local", budget)
+    log = (d / "logs" / f"{jobs.read_record(d).job_id}.log").read_text()
+    assert "resuming at step" in log
+
+
+def test_stop_ends_local_jobs_still_waiting_for_a_slot(tmp_path):
+    """The test holds every local slot (the profile's 2), so the jobs wait without training."""
+    slots = tmp_path / ".submitit" / "local-slots"
+    slots.mkdir(parents=True)
+    held = [open(slots / f"slot{i}.lock", "w") for i in range(2)]
+    try:
+        for f in held:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        proc = launch(tmp_path, "--seeds", "2")
+        assert proc.returncode == 0, proc.stderr
+        records = [jobs.read_record(run_dir(tmp_path, s)) for s in (0, 1)]
+        deadline = time.time() + 60
+        while len(tasks := [c for r in records for c in jobs.process_children(int(r.job_id))]) < 2 \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(tasks) == 2  # each controller has started its task, which waits for a slot
+        processes = [int(r.job_id) for r in records] + tasks
+        table = subprocess.run([sys.executable, "-m", "suites.status", "bsuite", "--results", str(tmp_path)],
+                               capture_output=True, text=True, timeout=120, cwd=REPO).stdout
+        assert "2 runs: 2 queued" in table
+        stopped = subprocess.run([sys.executable, "-m", "suites.stop", "bsuite", "--results", str(tmp_path)],
+                                 capture_output=True, text=True, timeout=120, cwd=REPO)
+    finally:
+        for f in held:
+            f.close()
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines() == [
+        f"dreamerv3-budget{BUDGET} catch/0 seed {s}: stopped (local job {r.job_id}); no checkpoint yet; the next "
+        "launch starts it again" for s, r in zip((0, 1), records)]
+    assert [jobs.process_start(pid) for pid in processes] == [0] * 4
+    # What the stopped controllers printed went to the launch's log, not to a terminal.
+    assert "KeyboardInterrupt" in (tmp_path / ".submitit" / "bsuite" / f"dreamerv3-budget{BUDGET}" /
+                                   "submission.log").read_text()
+    again = launch(tmp_path, "--seeds", "2", "--dry-run", "--no-estimate")
+    assert "2 runs: 2 failed; 2 to submit" in again.stdout

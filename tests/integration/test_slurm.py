@@ -6,12 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import submitit
 
+from dreamer.rundir import RunDir
 from suites import jobs
 from test_local_launch import REPO, check_done_run, launch, run_dir
 
@@ -148,3 +150,29 @@ def test_interrupted_job_requeues_and_resumes_to_the_counts_of_an_uninterrupted_
     while (acct := sacct(job["job_id"], "--duplicates"))[-1] != f"{job['job_id']}|COMPLETED" and time.time() < deadline:
         time.sleep(0.5)
     assert acct[-1] == f"{job['job_id']}|COMPLETED" and f"{job['job_id']}|REQUEUED" in acct[:-1], acct
+
+
+def test_stop_cancels_slurm_jobs_and_the_next_launch_resumes_them(cluster, tmp_path):
+    proc = launch(tmp_path, "--executor", "slurm", budget=LONG)
+    assert proc.returncode == 0, proc.stderr
+    d = run_dir(tmp_path, 0, LONG)
+    job = json.loads((d / "job.json").read_text())["job_id"]
+    deadline = time.time() + 180
+    while not (d / "checkpoint").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert (d / "checkpoint").exists() and not (d / "DONE").exists()
+    stopped = subprocess.run([sys.executable, "-m", "suites.stop", "bsuite", "--tasks", "catch/0", "--results",
+                              str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == (f"dreamerv3-budget{LONG} catch/0 seed 0: cancelled (slurm job {job}); its checkpoint "
+                              "is kept; the next launch resumes it\n")
+    # It returns once slurm has ended the job: a launch right after resubmits the run.
+    assert sacct(job)[0].startswith(f"{job}|CANCELLED") and RunDir(d).holder() is None
+    assert not (d / "DONE").exists()
+
+    proc = launch(tmp_path, "--executor", "slurm", "--wait", budget=LONG)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 run: 1 failed; 1 to submit" in proc.stdout
+    check_done_run(tmp_path, 0, "slurm", budget=LONG)
+    resumed = json.loads((d / "job.json").read_text())["job_id"]
+    assert resumed != job and "resuming at step" in (d / "logs" / f"{resumed}.log").read_text()

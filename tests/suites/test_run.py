@@ -19,7 +19,7 @@ from suites.jobs import JobRecord, process_start, write_record
 def test_dry_run_prints_130_atari_runs_with_budget_resources_and_state(tmp_path):
     results = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "suites.run", "atari100k", "--seeds", "5", "--dry-run",
-                           "--results", str(results)], capture_output=True, text=True, timeout=120)
+                           "--no-estimate", "--results", str(results)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = [re.split(r"\s{2,}", line.strip()) for line in proc.stdout.splitlines() if line.startswith("atari_")]
     assert len(rows) == 130
@@ -45,6 +45,12 @@ def test_dry_run_prints_130_atari_runs_with_budget_resources_and_state(tmp_path)
     (["atari100k", "--set", "agent.enc.mults=(1,1,1,1,1,1,1)"],
      "images of 64×64 do not fit the encoder: its 7 stages need square images with a side divisible by 128"),
     (["bsuite", "--tasks", "catch/0", "--set", "run.envs=2"], "bsuite runs need run.envs=1, got 2"),
+    (["atari100k", "--tasks", ""], "--tasks names no task; valid: atari_alien, atari_amidar,"),
+    (["atari100k", "--tasks", " , "], "--tasks names no task; valid: atari_alien, atari_amidar,"),
+    (["atari100k", "--set", "run.budget=1000"], "--set run.budget=… would be overridden: the launcher sets "
+                                                "run.budget per run; use --budget FRAMES"),
+    (["bsuite", "--set", "run.budget_episodes=10"], "sets run.budget_episodes per run; use --budget FRAMES"),
+    (["atari100k", "--set", "size=size1m", "run.seed=3"], "sets run.seed per run; use --seeds N"),
     pytest.param(["atari100k", "--set", "run.device=cuda"], "built without CUDA",
                  marks=pytest.mark.skipif(torch.backends.cuda.is_built(), reason="this torch has CUDA")),
 ])
@@ -129,7 +135,7 @@ def test_done_and_live_runs_are_not_submitted(tmp_path, capsys):
         write_record(run.run_dir, JobRecord("local", me, time.time(), "", "", "", process_start(os.getpid())))
     write_record(dead.run_dir, JobRecord("local", me, time.time(), "", "", str(tmp_path / "none.pkl"), 1))
     with RunDir(running.run_dir).hold():
-        assert launcher.main(args + ["--dry-run"]) == 0
+        assert launcher.main(args + ["--dry-run", "--no-estimate"]) == 0
         plan = launcher.make_plan("bsuite", 2, tasks=["catch/0", "catch/1"], results=tmp_path)
     out = capsys.readouterr().out
     rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.startswith("catch/")]
@@ -143,3 +149,68 @@ def test_done_and_live_runs_are_not_submitted(tmp_path, capsys):
         run.state = "done"
     assert launcher.submit(plan, "local") == []
     assert not (tmp_path / ".submitit").exists()
+
+
+def test_set_takes_several_overrides_in_one_flag(tmp_path, capsys):
+    assert launcher.main(["bsuite", "--tasks", "catch/0", "--set", "run.train_ratio=64", "size=size1m",
+                          "--set", "run.batch_size=8", "--results", str(tmp_path), "--dry-run", "--no-estimate"]) == 0
+    assert "then run.train_ratio=64 size=size1m run.batch_size=8\n" in capsys.readouterr().out
+
+
+def dry_run(tmp_path, capsys, *args: str) -> list[str]:
+    """The lines a local dry run prints after the plan's summary line."""
+    assert launcher.main(["bsuite", "--tasks", "catch/0", "--budget", "2000", "--set", "size=size1m",
+                          "--results", str(tmp_path), "--dry-run", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    return out[[i for i, line in enumerate(out) if line.startswith("1 run: ")][0] + 1:]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_dry_run_says_the_gpus_are_missing_and_what_a_run_costs_here(tmp_path, capsys, monkeypatch):
+    # One thread, as tests use (tests/conftest.py): here torch was loaded before dreamer could make
+    # OpenMP wait passively, and two spinning threads on busy cores take minutes.
+    monkeypatch.setattr(launcher, "job_threads", lambda cpus: 1)
+    note, estimate, measured = dry_run(tmp_path, capsys)
+    assert not tmp_path.joinpath("bsuite").exists()
+    assert note == ("note: bsuite asks for 1 GPU per run and this machine has 0: local runs train where "
+                    "run.device says (auto: the CPU)")
+    # (2,000 frames − 1,024 before training starts) × train ratio 1,024 / (16 × 64 steps per batch)
+    found = re.fullmatch(r"cost here: 976 updates per run × ([\d.e-]+) s per update ≈ ([\d.e-]+) h per run; "
+                         r"1 run, 1 at a time ≈ \2 h", estimate)
+    assert found, estimate
+    assert float(found.group(2)) == pytest.approx(976 * float(found.group(1)) / 3600, rel=0.01)
+    assert re.fullmatch(r"  \(measured: 3 size1m proprio-shaped updates of 16×64 on cpu (float32|bfloat16), "
+                        r"1 thread; environment steps not counted\)", measured), measured
+    assert dry_run(tmp_path, capsys, "--no-estimate") == [note]
+
+
+def test_the_estimate_says_in_one_line_why_it_has_no_hours(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(launcher.cost, "gpu_note", lambda suite, resources: None)
+    monkeypatch.setattr(launcher.cost, "measure", lambda config, obs, threads: (0.5, "stub"))
+    assert launcher.main(["bsuite", "--tasks", "catch/0", "--set", "size=size1m", "--results", str(tmp_path),
+                          "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "cost here: 0.5 s per update (stub); updates per run unknown: the budget counts episodes"
+
+    def no_memory(config, obs, threads):
+        raise MemoryError("cannot allocate 40 GB\nmore")
+
+    monkeypatch.setattr(launcher.cost, "measure", no_memory)
+    assert dry_run(tmp_path, capsys) == ["cost here: not measured (MemoryError: cannot allocate 40 GB)"]
+    run = launcher.make_plan("bsuite", 1, tasks=["catch/0"], budget=2000, results=tmp_path).runs[0]
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "DONE").write_text("{}")
+    assert dry_run(tmp_path, capsys)[-1:] == ["cost here: nothing to submit"]
+
+
+def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_stop_them(tmp_path, capsys, monkeypatch):
+    def interrupted(plan):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launcher, "wait", interrupted)
+    monkeypatch.setattr(launcher, "submit", lambda plan, executor: [])
+    assert launcher.main(["bsuite", "--tasks", "catch/0,catch/1", "--budget", "400", "--results", str(tmp_path),
+                          "--wait"]) == 130
+    err = capsys.readouterr().err
+    assert err == ("suites.run: interrupted; submitted runs go on; stop them with: python -m suites.stop bsuite "
+                   f"--variant dreamerv3-budget400 --tasks catch/0,catch/1 --results {tmp_path}\n")

@@ -3,13 +3,17 @@ import json
 import os
 import pickle
 import re
+import shlex
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from dreamer.rundir import RunDir
-from suites import jobs, status
+from suites import jobs, progress, status
 from suites.jobs import JobRecord, write_record
 
 
@@ -67,9 +71,9 @@ def test_read_last_skips_a_torn_final_line_and_progress_reads_frames_and_score(t
                                            '{"step": 1900, "score": -1.0, "length": 275}\n')
     assert RunDir(tmp_path).last_line("metrics") == {"step": 2000, "time": 2}
     assert RunDir(tmp_path / "missing").last_line("metrics") is None
-    assert status.progress(tmp_path) == (2000, -1.0)
+    assert progress.read(tmp_path) == progress.Progress(2000, None, -1.0, None)
     (tmp_path / "DONE").write_text(json.dumps({"step": 2400, "episodes": 9}, indent=2))
-    assert status.progress(tmp_path) == (2400, -1.0)
+    assert progress.read(tmp_path) == progress.Progress(2400, 9, -1.0, None)
 
 
 def test_status_table_shows_states_frames_score_and_the_log_tail_of_failures(tmp_path, capsys):
@@ -115,3 +119,36 @@ def test_a_run_trained_outside_the_launcher_is_running_and_names_its_process(tmp
         assert status.main(["bsuite", "--results", str(tmp_path)]) == 0
     row = [line for line in capsys.readouterr().out.splitlines() if "catch/0" in line]
     assert len(row) == 1 and "running" in row[0] and f"pid {os.getpid()} on {socket.gethostname()}" in row[0]
+
+
+def test_the_error_of_an_ended_job_is_the_exception_line_of_its_last_traceback(tmp_path):
+    record = local_record(tmp_path, alive=False, outcome="error")
+    log = RunDir(tmp_path / "run").job_log(record.job_id)
+    log.parent.mkdir(parents=True)
+    log.write_text("job 1 on host\nstep 10 | episodes 1\nTraceback (most recent call last):\n"
+                   '  File "a.py", line 1, in <module>\n    raise ValueError("first")\nValueError: first\n'
+                   "job 1 again\nTraceback (most recent call last):\n"
+                   '  File "dreamer/train.py", line 9, in train\n    loop.run()\n    ^^^^^^^^^^\n'
+                   "dreamer.rundir.RunDirError: /x/loop.pt is unreadable (EOFError: Ran out of input); the run\n"
+                   "directory was left as is\n")
+    assert status.error_line(tmp_path / "run", record) == \
+        "dreamer.rundir.RunDirError: /x/loop.pt is unreadable (EOFError: Ran out of input); the run"
+    # Stopped: the training log has no traceback, submitit's stderr has the interrupt.
+    log.write_text("step 10 | episodes 1\n")
+    Path(record.stderr).write_text("submitit INFO starting\nTraceback (most recent call last):\n"
+                                   '  File "x.py", line 3, in wait\n    time.sleep(1)\nKeyboardInterrupt\n')
+    assert status.error_line(tmp_path / "run", record) == "KeyboardInterrupt"
+    Path(record.stderr).unlink()
+    assert status.error_line(tmp_path / "run", record) == "step 10 | episodes 1"
+    log.unlink()
+    assert status.error_line(tmp_path / "run", record) == "(no log)"
+
+
+def test_status_piped_into_head_ends_without_a_traceback(tmp_path):
+    (tmp_path / "bsuite" / "dreamerv3" / "catch-0" / "seed0").mkdir(parents=True)
+    # --seeds 10: 4,680 rows, far more than a pipe holds, so the table is written after head has gone
+    proc = subprocess.run(f"{shlex.quote(sys.executable)} -m suites.status bsuite --seeds 10 --results "
+                          f"{shlex.quote(str(tmp_path))} | head -1", shell=True, capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout.split() == ["variant", "task", "seed", "state", "frames", "last", "score", "job"]
+    assert proc.stderr == ""
