@@ -12,7 +12,6 @@ the published `dreamerv3` in a table, plot or statistic.
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import math
@@ -129,25 +128,31 @@ def read_config(run: Path) -> dict:
     return config
 
 
-def read_scores(path: Path) -> tuple[list[float], list[float]]:
-    """Steps and returns from a run's scores log; a malformed line fails naming the file and line."""
-    steps, scores = [], []
+def read_numbers(path: Path, keys: tuple[str, ...]) -> list[tuple[float, ...]]:
+    """The numeric `keys` of each line of a run's JSONL log, as tuples; a malformed line fails
+    naming the file and line."""
+    rows = []
     with open(path) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
-                step, score = entry["step"], entry["score"]
-                if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           for v in (step, score)):
+                row = tuple(entry[k] for k in keys)
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
                     raise TypeError
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise LoadError(f"{path}:{number}: malformed line {line.strip()[:80]!r}; expected "
-                                "a JSON object with numeric 'step' and 'score'") from None
-            steps.append(step)
-            scores.append(score)
-    return steps, scores
+                names = [repr(k) for k in keys]
+                raise LoadError(f"{path}:{number}: malformed line {line.strip()[:80]!r}; expected a JSON "
+                                f"object with numeric {', '.join(names[:-1])} and {names[-1]}") from None
+            rows.append(row)
+    return rows
+
+
+def read_scores(path: Path) -> tuple[list[float], list[float]]:
+    """Steps and returns from a run's scores log."""
+    rows = read_numbers(path, ("step", "score"))
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def read_run(run: Path) -> pd.DataFrame:
@@ -165,16 +170,8 @@ def read_progress(run: Path) -> pd.DataFrame:
     """One run directory's training progress from its metrics log: rows `method, task, seed, step,
     updates, time` (frames, updates made, training seconds at each log line)."""
     config = read_config(run)
-    path, rows = RunDir(run).logs["metrics"], []
-    with open(path) if path.exists() else contextlib.nullcontext([]) as f:
-        for number, line in enumerate(f, 1):
-            try:
-                entry = json.loads(line)
-                rows.append({k: float(entry[k]) for k in ("step", "updates", "time")})
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise LoadError(f"{path}:{number}: malformed line {line.strip()[:80]!r}; expected a JSON "
-                                "object with numeric 'step', 'updates' and 'time'") from None
-    frame = pd.DataFrame(rows, columns=["step", "updates", "time"])
+    path, keys = RunDir(run).logs["metrics"], ("step", "updates", "time")
+    frame = pd.DataFrame(read_numbers(path, keys) if path.exists() else [], columns=list(keys), dtype=float)
     return frame.assign(method=ours(config["variant"]), task=config["task"], seed=config["seed"])
 
 
