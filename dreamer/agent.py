@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamer.config import AgentConfig, HeadConfig, RSSMConfig
+from dreamer.config import PRECISIONS, AgentConfig, HeadConfig, RSSMConfig
 from dreamer.distributions import (Policy, bernoulli_loss, categorical_kl, kl_losses, symlog, twohot_bins,
                                    twohot_mean, twohot_nll)
 from dreamer.env import Space, agent_keys
@@ -145,9 +145,6 @@ class ReturnNorm(nn.Module):
         self.lo.lerp_(lo, 1 - self.decay)
         self.hi.lerp_(hi, 1 - self.decay)
         return (self.hi - self.lo).clamp(min=self.limit)
-
-
-PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -165,6 +165,10 @@ SIZES: dict[str, tuple[int, int, int, int, int]] = {
 POSITIVE = ("run.batch_size", "run.batch_length", "run.train_ratio", "run.envs", "run.action_repeat")
 
 
+# agent.precision: auto resolves per device (dreamer.agent.resolve_precision).
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
 class ConfigError(ValueError):
     """A bad key or value in an override; the message names the valid choices."""
 
@@ -239,7 +243,6 @@ def check(config: Config) -> None:
     if config.agent.rssm.classes > 256:
         raise ConfigError("replay stores stoch classes as uint8: agent.rssm.classes must be ≤ 256")
     # torch is imported only here, so reading and overriding configs stays light.
-    from dreamer.agent import PRECISIONS
     from dreamer.device import check_device
 
     if config.agent.precision not in PRECISIONS:
