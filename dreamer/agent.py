@@ -220,6 +220,11 @@ class Agent:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
+    def _matmul_dtype(self) -> torch.dtype:
+        """The dtype matmuls take their inputs in here: autocast's, when it is on."""
+        kind = self.device.type
+        return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else torch.float32
+
     def _tensors(self, data: dict) -> dict[str, torch.Tensor]:
         return {k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v).to(self.device)
                 for k, v in data.items()}
@@ -326,13 +331,14 @@ class Agent:
             outs.append(m["actor"](f))
             return self._action_vector(self._dist(outs[-1]).sample())
 
-        ifeat, iact = m["rssm"].imagine(hs.flatten(0, 1), zs.flatten(0, 1), act_fn, cfg.horizon)
+        ifeat, iact = m["rssm"].imagine(hs.flatten(0, 1), zs.flatten(0, 1), act_fn, cfg.horizon,
+                                        self._matmul_dtype())
         vlogits = m["critic"](ifeat)
         with torch.no_grad():
             irew = twohot_mean(m["reward"](ifeat), self.bins)
             icon = torch.sigmoid(m["cont"](ifeat)[..., 0].float())  # already includes γ
             ival = twohot_mean(vlogits.detach(), self.bins)
-            islow = twohot_mean(self.slow_critic(ifeat[:, :-1]), self.bins)
+            islow = twohot_mean(self.slow_critic(ifeat)[:, :-1], self.bins)  # the whole ifeat: a slice would be copied
             ret = lambda_return(irew, icon, ival, cfg.lam)  # (N, H)
             weight = torch.cumprod(icon, 1)[:, :-1]
             scale = self.retnorm.update(ret)

@@ -4,7 +4,8 @@ FLOPs of one update for a given size, observation type, device and precision (dr
 
     python -m dreamer.bench --params
     python -m dreamer.bench --size size1m,size12m --obs proprio,image --device cpu \
-        [--batch 16] [--length 64] [--updates 3] [--warmup 1] [--precision float32,bfloat16] [--threads N]
+        [--batch 16] [--length 64] [--updates 3] [--warmup 1] [--precision float32,bfloat16] \
+        [--compile false,true] [--threads N]
 
 Parameter counts are the optimised parameters (`agent.model`: encoder, RSSM, decoder, heads,
 actor, critic; not the slow critic, which is an EMA copy). They are taken from an agent built on
@@ -13,8 +14,10 @@ the `meta` device (shapes only, no memory), which gives exactly the count of a r
 One measurement builds the agent, feeds it a synthetic batch (B, T+1) of the right dtypes, runs
 one update under `torch.utils.flop_counter.FlopCounterMode` (forward + backward + optimizer of the
 whole train step, imagination included; this counts matmul/conv/bmm FLOPs as PyTorch's counter
-does — 2 per multiply-add, elementwise ops not counted), then `--warmup` plain updates, then
-`--updates` timed ones. It reports the median seconds per update, peak memory, the FLOPs, the
+does — 2 per multiply-add, elementwise ops not counted; run eagerly, as compiled steps compute the
+same), then one timed first update (with `--compile true`, `agent.compile`, it includes the
+compilation), then `--warmup` plain updates, then `--updates` timed ones. It reports the median
+seconds per update, the first update's seconds, peak memory, the FLOPs, the
 machine's dense matmul rate measured in the same run at the same precision, the achieved FLOP/s
 and its fraction of that matmul rate. Rows are printed as a table and appended as JSON lines to
 `results/bench/<timestamp>.jsonl`.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import itertools
 import json
 import os
 import platform
@@ -46,7 +50,8 @@ from dreamer.env import Space, signal_spaces
 OBS_KINDS = ("proprio", "image")
 FLOP_NOTE = ("FLOPs are matmul/conv/bmm FLOPs as counted by torch.utils.flop_counter.FlopCounterMode "
              "(2 per multiply-add; elementwise ops not counted), forward + backward of one train step")
-ROW_FIELDS = ("size", "obs", "device", "precision", "batch", "length", "params", "sec_per_update",
+ROW_FIELDS = ("size", "obs", "device", "precision", "compile", "batch", "length", "params",
+              "sec_per_update", "first_update_s",
               "updates_per_s", "flops_per_update", "flops_per_s", "matmul_flops_per_s",
               "fraction_of_matmul", "peak_mem_bytes", "torch", "threads", "host")
 
@@ -69,8 +74,8 @@ def spaces(obs: str) -> tuple[dict[str, Space], dict[str, Space]]:
 
 
 def build_agent(size: str, obs: str, device: str | torch.device = "cpu",
-                precision: str = "auto") -> Agent:
-    cfg = make_config([f"size={size}", f"agent.precision={precision}"])
+                precision: str = "auto", compile: bool = False) -> Agent:
+    cfg = make_config([f"size={size}", f"agent.precision={precision}", f"agent.compile={compile}"])
     obs_space, act_space = spaces(obs)
     if torch.device(device).type == "meta":
         # Construct every module directly on meta: shapes only, no allocation and no init work.
@@ -266,19 +271,24 @@ def _device_name(device: torch.device) -> str:
 
 def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: int = 16,
             length: int = 64, updates: int = 3, warmup: int = 1, matmul: float | None = None,
-            matmul_n: int = 2048, seed: int = 0, progress: bool = True) -> dict:
+            matmul_n: int = 2048, seed: int = 0, progress: bool = True, compile: bool = False) -> dict:
     """One measurement row. `matmul` is the matmul FLOP/s to compare against (measured here when
-    None). Update 0 is FLOP-counted (not timed), then `warmup` untimed updates, then `updates`
-    timed ones."""
+    None). Update 0 is FLOP-counted (eagerly, not timed), update 1 is timed on its own (with
+    `compile`, it compiles), then `warmup` untimed updates, then `updates` timed ones."""
     device = torch.device(device)
     precision = resolve_precision(precision, device)
     torch.manual_seed(seed)
     with PeakMemory(device) as mem:
-        agent = build_agent(size, obs, device, precision)
+        agent = build_agent(size, obs, device, precision, compile)
         data = synthetic_batch(*spaces(obs), batch, length, device, seed)
         carry = initial_carry(agent, batch, device)
-        _, flops, by_op = count_flops(agent.train, data, carry)
+        with torch.compiler.set_stance("force_eager"):
+            _, flops, by_op = count_flops(agent.train, data, carry)
         _sync(device)
+        first = time.perf_counter()
+        agent.train(data, carry)
+        _sync(device)
+        first = time.perf_counter() - first
         for _ in range(warmup):
             agent.train(data, carry)
         _sync(device)
@@ -298,10 +308,11 @@ def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: i
     sec = statistics.median(times)
     flops_per_s = flops / sec
     return {
-        "size": size, "obs": obs, "device": device.type, "precision": precision,
+        "size": size, "obs": obs, "device": device.type, "precision": precision, "compile": compile,
         "batch": batch, "length": length, "params": params,
-        "sec_per_update": sec, "updates_per_s": 1.0 / sec,
-        "sec_per_update_all": times, "cpu_sec_per_update": statistics.median(cpu_times), "timed_updates": updates, "warmup_updates": warmup + 1,
+        "sec_per_update": sec, "updates_per_s": 1.0 / sec, "first_update_s": first,
+        "sec_per_update_all": times, "cpu_sec_per_update": statistics.median(cpu_times), "timed_updates": updates,
+        "warmup_updates": warmup + 2,
         "flops_per_update": flops, "flops_by_op": by_op, "flops_per_s": flops_per_s,
         "matmul_flops_per_s": matmul, "matmul_n": matmul_n,
         "fraction_of_matmul": flops_per_s / matmul,
@@ -330,17 +341,18 @@ def _si(x: float) -> str:
 
 
 def rows_table(rows: list[dict]) -> str:
-    head = (f"{'size':<9}{'obs':<8}{'dev':<5}{'prec':<9}{'BxT':>7}{'params':>9}{'s/upd':>9}"
+    head = (f"{'size':<9}{'obs':<8}{'dev':<5}{'prec':<9}{'comp':<5}{'BxT':>7}{'params':>9}{'s/upd':>9}{'1st s':>8}"
             f"{'upd/s':>8}{'FLOP/upd':>10}{'FLOP/s':>9}{'matmul/s':>10}{'frac':>7}{'peak mem':>10}")
     lines = [head]
     for r in rows:
         lines.append(
-            f"{r['size']:<9}{r['obs']:<8}{r['device']:<5}{r['precision']:<9}"
+            f"{r['size']:<9}{r['obs']:<8}{r['device']:<5}{r['precision']:<9}{'yes' if r['compile'] else 'no':<5}"
             f"{str(r['batch']) + 'x' + str(r['length']):>7}{_si(r['params']):>9}"
-            f"{r['sec_per_update']:>9.3g}{r['updates_per_s']:>8.3g}{_si(r['flops_per_update']):>10}"
+            f"{r['sec_per_update']:>9.3g}{r['first_update_s']:>8.3g}{r['updates_per_s']:>8.3g}{_si(r['flops_per_update']):>10}"
             f"{_si(r['flops_per_s']):>9}{_si(r['matmul_flops_per_s']):>10}"
             f"{r['fraction_of_matmul']:>7.3f}{_si(r['peak_mem_bytes']) + 'B':>10}")
-    lines.append(FLOP_NOTE + "; matmul/s = a dense n×n matmul at the same precision timed in this "
+    lines.append(FLOP_NOTE + "; 1st s = the first timed update (with comp = yes: compilation included)"
+                 "; matmul/s = a dense n×n matmul at the same precision timed in this "
                  "run; frac = FLOP/s ÷ matmul/s; peak mem = " +
                  ("peak RSS of the process (VmHWM, incl. the Python/torch baseline)"
                   if rows and rows[0]["device"] == "cpu" else "torch.cuda.max_memory_allocated"))
@@ -366,6 +378,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--precision", default="auto",
                    help="comma-separated: float32, bfloat16, auto (as the agent resolves it: bf16 where "
                         "matmuls have bf16 units, i.e. CUDA or a CPU with AVX512-BF16/AMX)")
+    p.add_argument("--compile", default="false",
+                   help="comma-separated: false, true (agent.compile: the RSSM's step functions "
+                        "compiled; their compile time shows in the '1st s' column)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--length", type=int, default=64)
     p.add_argument("--updates", type=int, default=3, help="timed updates")
@@ -397,6 +412,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for obs in _csv(args.obs):
         if obs not in OBS_KINDS:
             p.error(f"unknown obs {obs!r}; valid: {', '.join(OBS_KINDS)}")
+    compiles = {"false": False, "true": True}
+    for value in _csv(args.compile):
+        if value not in compiles:
+            p.error(f"unknown --compile value {value!r}; valid: false, true")
     try:
         for device in _csv(args.device):
             for precision in _csv(args.precision):
@@ -412,19 +431,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for device in _csv(args.device):
             for precision in _csv(args.precision):
                 precision = resolve_precision(precision, torch.device(device))
-                for size in _csv(args.size):
-                    for obs in _csv(args.obs):
-                        row = measure(size, obs, device, precision, args.batch, args.length,
-                                      args.updates, args.warmup, None, args.matmul_n, args.seed,
-                                      not args.no_progress)
-                        rows.append(row)
-                        # made with the first row, so that a failed bench leaves no empty folder
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        with path.open("a") as f:
-                            f.write(json.dumps(row) + "\n")
-                        print(f"[bench] {size} {obs} {device} {precision}: "
-                              f"{row['sec_per_update']:.4g} s/update, {_si(row['flops_per_update'])} FLOP/update, "
-                              f"{row['fraction_of_matmul']:.3f} of matmul rate", file=sys.stderr, flush=True)
+                for size, obs, compile in itertools.product(_csv(args.size), _csv(args.obs),
+                                                            [compiles[v] for v in _csv(args.compile)]):
+                    row = measure(size, obs, device, precision, args.batch, args.length,
+                                  args.updates, args.warmup, None, args.matmul_n, args.seed,
+                                  not args.no_progress, compile)
+                    rows.append(row)
+                    # made with the first row, so that a failed bench leaves no empty folder
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with path.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"[bench] {size} {obs} {device} {precision}{' compiled' if compile else ''}: "
+                          f"{row['sec_per_update']:.4g} s/update (first {row['first_update_s']:.3g} s), "
+                          f"{_si(row['flops_per_update'])} FLOP/update, "
+                          f"{row['fraction_of_matmul']:.3f} of matmul rate", file=sys.stderr, flush=True)
     finally:
         if args.threads:
             torch.set_num_threads(old_threads)

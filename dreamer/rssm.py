@@ -94,17 +94,19 @@ class RSSM(nn.Module):
             posts.append(post)
         return torch.stack(hs, 1), torch.stack(zs, 1), torch.stack(posts, 1)
 
-    def imagine(self, h, z, policy: Callable[[torch.Tensor], torch.Tensor], horizon: int):
+    def imagine(self, h, z, policy: Callable[[torch.Tensor], torch.Tensor], horizon: int,
+                dtype: torch.dtype = torch.float32):
         """Roll the prior forward from gradient-stopped starts h (N, D), z (N, S, K) with actions
         from `policy(feat) -> action (N, A)`. The dynamics run without gradients; `policy` is
         called outside `no_grad`, so it may keep a graph for the actor's own parameters.
-        Returns feats (N, H+1, F) and actions (N, H+1, A): action t is taken at state t; the last
-        is sampled but never executed."""
+        Returns feats (N, H+1, F) in `dtype` and actions (N, H+1, A): action t is taken at state
+        t; the last is sampled but never executed. Under bf16 autocast, feats made bf16 here are
+        what every head's first matmul would cast them to, once instead of once per head."""
         h, z = h.detach(), z.detach()
         noise = self.noise(horizon, h.shape[0], device=h.device)
         feats, actions = [], []
         for t in range(horizon + 1):
-            feat = torch.cat([h, z.flatten(1)], -1)
+            feat = torch.cat([h, z.flatten(1)], -1).to(dtype)
             action = policy(feat).detach()
             feats.append(feat)
             actions.append(action)

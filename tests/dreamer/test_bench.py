@@ -63,13 +63,13 @@ def test_tiny_measurement_writes_a_full_row(tmp_path, capsys):
     row = json.loads(lines[0])
     for field in bench.ROW_FIELDS:
         assert field in row, field
-    for field in ("params", "sec_per_update", "updates_per_s", "flops_per_update", "flops_per_s",
+    for field in ("params", "sec_per_update", "first_update_s", "updates_per_s", "flops_per_update", "flops_per_s",
                   "matmul_flops_per_s", "fraction_of_matmul", "peak_mem_bytes", "threads"):
         assert np.isfinite(row[field]) and row[field] > 0, (field, row[field])
     # The bench's default `auto` is the agent's: bf16 on a CPU with bf16 matmul units, else fp32.
     auto = "bfloat16" if has_bf16_matmul(torch.device("cpu")) else "float32"
     assert (row["size"], row["obs"], row["device"], row["precision"]) == ("size1m", "proprio", "cpu", auto)
-    assert (row["batch"], row["length"]) == (2, 8)
+    assert (row["batch"], row["length"], row["compile"]) == (2, 8, False)
     assert row["torch"] == torch.__version__ and row["host"]
     assert len(row["sec_per_update_all"]) == 2
 
@@ -124,6 +124,13 @@ def test_devices_and_precisions_that_are_not_here_exit_2_with_one_line(tmp_path,
         bench.main(["--size", "size1m", "--device", "cpu", "--out", str(tmp_path / "bench"), *args])
     err = capsys.readouterr().err
     assert exit.value.code == 2 and re.search(message, err) and err.count("\n") == 1, err
+    assert not (tmp_path / "bench").exists()
+
+
+def test_an_unknown_compile_value_is_an_error_naming_the_valid_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        bench.main(["--size", "size1m", "--compile", "yes", "--out", str(tmp_path / "bench")])
+    assert exit.value.code == 2 and "valid: false, true" in capsys.readouterr().err
     assert not (tmp_path / "bench").exists()
 
 
