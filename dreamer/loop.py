@@ -28,6 +28,7 @@ import tqdm
 from dreamer import replay as replay_files
 from dreamer.agent import Agent
 from dreamer.config import Config, check_image, resume_diff, to_dict
+from dreamer.cores import ThreadGovernor
 from dreamer.env import SIGNAL_KEYS, Env, Space, agent_keys
 from dreamer.envpool import EnvError, EnvPool
 from dreamer.replay import Replay
@@ -165,6 +166,7 @@ class Loop:
         if sys.stderr.isatty():
             self.bar = tqdm.tqdm(total=cfg.budget or None, initial=c["agent_steps"] * cfg.action_repeat,
                                  unit="frame", dynamic_ncols=True)
+        governor = ThreadGovernor(torch.get_num_threads())
         while not self._finished():
             obs = self.pool.step(self.action)
             self.action, self.state = self.agent.policy(obs, self.state)
@@ -179,6 +181,7 @@ class Loop:
                                              cfg.batch_size * cfg.batch_length)):
                     self._update()
             now = time.monotonic()
+            governor(now)
             if now - self.last_log >= cfg.log_every:
                 self._log(now)
             if now - self.last_ckpt >= cfg.checkpoint_every:

@@ -1,20 +1,11 @@
-import os
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 
-
-def policy_seen_by_a_fresh_process(env: dict) -> str:
-    code = "import dreamer, os; print(os.environ.get('OMP_WAIT_POLICY'))"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def test_importing_dreamer_makes_openmp_threads_wait_passively_unless_told_otherwise():
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    assert policy_seen_by_a_fresh_process(env) == "PASSIVE"
-    assert policy_seen_by_a_fresh_process({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+from dreamer.cores import ThreadGovernor, busy_seconds, free_cores
 
 
 def page_faults_per_16mib_allocation(import_dreamer: bool) -> float:
@@ -37,3 +28,28 @@ def test_importing_dreamer_reuses_freed_activation_memory_instead_of_faulting_it
     # faults some of them in again on every step (515 per block here), one importing dreamer none.
     assert page_faults_per_16mib_allocation(False) > 100
     assert page_faults_per_16mib_allocation(True) < 10
+
+
+def test_free_cores_counts_what_other_processes_keep_busy():
+    # 4 cores over 10 s: 25 CPU-seconds busy, 8 of them ours → others used 1.7 cores → 2 free.
+    assert free_cores(4, busy=25.0, own=8.0, wall=10.0) == 2
+    assert free_cores(2, busy=4.0, own=3.8, wall=2.0) == 2      # others 0.1 core: noise
+    assert free_cores(2, busy=4.0, own=0.0, wall=2.0) == 1      # never fewer than one thread
+    assert free_cores(2, busy=3.0, own=3.5, wall=2.0) == 2      # clock skew between the two counters
+
+
+@pytest.mark.skipif(busy_seconds({0}) is None or len(__import__("os").sched_getaffinity(0)) < 2,
+                    reason="needs /proc/stat and two cores")
+def test_a_run_gives_up_the_threads_another_process_needs():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    governor = ThreadGovernor(wanted=2, every=0.5)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.5)
+        governor(time.monotonic())
+        assert torch.get_num_threads() == 1
+    finally:
+        busy.kill()
+        busy.wait()
+        torch.set_num_threads(before)

@@ -167,8 +167,8 @@ def dry_run(tmp_path, capsys, *args: str) -> list[str]:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_dry_run_says_the_gpus_are_missing_and_what_a_run_costs_here(tmp_path, capsys, monkeypatch):
-    # One thread, as tests use (tests/conftest.py): here torch was loaded before dreamer could make
-    # OpenMP wait passively, and two spinning threads on busy cores take minutes.
+    # One thread, as tests use (tests/conftest.py): two spinning OpenMP threads on cores that
+    # other tests keep busy take minutes.
     monkeypatch.setattr(launcher, "job_threads", lambda cpus: 1)
     note, estimate, measured = dry_run(tmp_path, capsys)
     assert not tmp_path.joinpath("bsuite").exists()
