@@ -15,9 +15,9 @@ One measurement builds the agent, feeds it a synthetic batch (B, T+1) of the rig
 one update under `torch.utils.flop_counter.FlopCounterMode` (forward + backward + optimizer of the
 whole train step, imagination included; this counts matmul/conv/bmm FLOPs as PyTorch's counter
 does — 2 per multiply-add, elementwise ops not counted; run eagerly, as compiled steps compute the
-same), then one timed first update (with `--compile true`, `agent.compile`, it includes the
-compilation), then `--warmup` plain updates, then `--updates` timed ones. It reports the median
-seconds per update, the first update's seconds, peak memory, the FLOPs, the
+same), then `--warmup` plain updates (at least one with `--compile true`, `agent.compile`: the
+update that compiles), then `--updates` timed ones. It reports the median seconds per update, the
+seconds of the first update after the counted one (compilation included), peak memory, the FLOPs, the
 machine's dense matmul rate measured in the same run at the same precision, the achieved FLOP/s
 and its fraction of that matmul rate. Rows are printed as a table and appended as JSON lines to
 `results/bench/<timestamp>.jsonl`.
@@ -273,8 +273,9 @@ def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: i
             length: int = 64, updates: int = 3, warmup: int = 1, matmul: float | None = None,
             matmul_n: int = 2048, seed: int = 0, progress: bool = True, compile: bool = False) -> dict:
     """One measurement row. `matmul` is the matmul FLOP/s to compare against (measured here when
-    None). Update 0 is FLOP-counted (eagerly, not timed), update 1 is timed on its own (with
-    `compile`, it compiles), then `warmup` untimed updates, then `updates` timed ones."""
+    None). Update 0 is FLOP-counted (eagerly, not timed), then `warmup` untimed updates (at least
+    one with `compile`: the update that compiles), then `updates` timed ones. The first update
+    after the counted one is also reported on its own (`first_update_s`)."""
     device = torch.device(device)
     precision = resolve_precision(precision, device)
     torch.manual_seed(seed)
@@ -285,21 +286,18 @@ def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: i
         with torch.compiler.set_stance("force_eager"):
             _, flops, by_op = count_flops(agent.train, data, carry)
         _sync(device)
-        first = time.perf_counter()
-        agent.train(data, carry)
-        _sync(device)
-        first = time.perf_counter() - first
-        for _ in range(warmup):
-            agent.train(data, carry)
-        _sync(device)
+        warmup = max(warmup, 1) if compile else warmup  # compiling is never among the timed updates
         times, cpu_times = [], []
-        bar = _progress(range(updates), f"{size} {obs} {device.type} {precision}", progress)
-        for _ in bar:
+        bar = _progress(range(warmup + updates), f"{size} {obs} {device.type} {precision}", progress)
+        for i in bar:
             t, c = time.perf_counter(), time.process_time()
             agent.train(data, carry)
             _sync(device)
-            times.append(time.perf_counter() - t)
-            cpu_times.append(time.process_time() - c)
+            if i == 0:
+                first = time.perf_counter() - t
+            if i >= warmup:
+                times.append(time.perf_counter() - t)
+                cpu_times.append(time.process_time() - c)
     params = count_params(agent)
     del agent, data, carry
     gc.collect()
@@ -312,7 +310,7 @@ def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: i
         "batch": batch, "length": length, "params": params,
         "sec_per_update": sec, "updates_per_s": 1.0 / sec, "first_update_s": first,
         "sec_per_update_all": times, "cpu_sec_per_update": statistics.median(cpu_times), "timed_updates": updates,
-        "warmup_updates": warmup + 2,
+        "warmup_updates": warmup + 1,
         "flops_per_update": flops, "flops_by_op": by_op, "flops_per_s": flops_per_s,
         "matmul_flops_per_s": matmul, "matmul_n": matmul_n,
         "fraction_of_matmul": flops_per_s / matmul,
@@ -386,7 +384,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--updates", type=int, default=3, help="timed updates")
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed updates after the first one, which is FLOP-counted and untimed "
-                        "(with --warmup 0 it is the only warm-up)")
+                        "(with --warmup 0 it is the only warm-up; with --compile true at least one)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--matmul-n", type=int, default=2048, help="side of the timed reference matmul")
     p.add_argument("--out", default="results/bench", help="directory for the <timestamp>.jsonl file")
