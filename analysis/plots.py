@@ -85,8 +85,8 @@ def sample_efficiency(curves: dict, colors: dict, stem: Path, ylabel: str,
 def learning_curves(curves: pd.DataFrame, colors: dict, stem: Path, ylabel: str,
                     title: str, level: float | None = None, per_seed: bool = False) -> list[Path]:
     """Per-task curves: mean over seeds with a ± standard-error band, or with `per_seed` one line
-    per seed; rows `method, task, seed, step, raw`. `level`: a dashed horizontal line (the score
-    that counts as learned)."""
+    per seed; rows `method, task, seed, step, raw`. `level`: a dashed horizontal line, named on the
+    plot (the score that counts as learned)."""
     scale, xlabel = frames_unit(curves.step.max())
     data = curves.assign(frames=curves.step / scale,
                          game=curves.task.str.replace(r"^(atari|dmc)_", "", regex=True))
@@ -102,7 +102,9 @@ def learning_curves(curves: pd.DataFrame, colors: dict, stem: Path, ylabel: str,
     grid.set_axis_labels(xlabel, ylabel)
     if level is not None:
         grid.refline(y=level, color="grey", linestyle="--")
-        title += f" (dashed: learned, {level:g})"
+        for ax in grid.axes.flat:  # named on the line: per-seed curves are dashed too
+            ax.annotate(f"learned ({level:g})", xy=(0, level), xycoords=("axes fraction", "data"),
+                        xytext=(3, 2), textcoords="offset points", color="grey", fontsize="small")
     sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0),
                     ncol=min(len(colors), 4), title=None, frameon=False)
     grid.figure.suptitle(title, y=1.02)
