@@ -2,9 +2,9 @@
 1024, nothing else changed) learns bsuite catch within 18,000 frames: the mean return of its last
 100 episodes reaches 0.5 (random play scores about −0.6).
 
-One seed through the real launcher; on 2 cores it takes about 1.5–2 hours (the README's runs
-crossed 0.5 after 13,320 frames, 12,311 updates, 94 minutes of training). Run it with
-`pytest -m slow tests/integration/test_learning.py`.
+One seed through the real launcher; on 2 cores it takes about 1–1.5 hours (the README's runs,
+two side by side on one core each, crossed 0.5 after 13,360 and 15,390 frames, 63 and 74 minutes
+of training). Run it with `pytest -m slow tests/integration/test_learning.py`.
 """
 import json
 import subprocess
