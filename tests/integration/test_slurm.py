@@ -56,6 +56,13 @@ def test_start_is_idempotent(cluster):
     assert pids(cluster) == before
 
 
+def test_start_in_another_folder_names_the_taken_port_and_starts_nothing(cluster, tmp_path):
+    proc = subprocess.run([str(REPO / "slurm" / "local" / "start")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DREAMER_SLURM_DIR": str(tmp_path)})
+    assert proc.returncode != 0 and "port 6817, which slurmctld needs, is in use" in proc.stderr, proc.stderr
+    assert not list((tmp_path / "run").iterdir())  # no pid file: no daemon of this folder started
+
+
 def executor(folder: Path) -> submitit.AutoExecutor:
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
     ex.update_parameters(slurm_partition="local", gpus_per_node=1, cpus_per_task=1, mem_gb=1, timeout_min=5)
