@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import time
@@ -38,7 +39,7 @@ def test_free_cores_counts_what_other_processes_keep_busy():
     assert free_cores(2, busy=3.0, own=3.5, wall=2.0) == 2      # clock skew between the two counters
 
 
-@pytest.mark.skipif(busy_seconds({0}) is None or len(__import__("os").sched_getaffinity(0)) < 2,
+@pytest.mark.skipif(busy_seconds({0}) is None or len(os.sched_getaffinity(0)) < 2,
                     reason="needs /proc/stat and two cores")
 def test_a_run_gives_up_the_threads_another_process_needs():
     before = torch.get_num_threads()
