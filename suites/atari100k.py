@@ -1,8 +1,9 @@
 """Atari 100K: 26 games through ale-py's own Gymnasium environments (suites/README.md, "atari100k").
 
 The Gymnasium env runs one emulator frame per call (`frameskip=1`); action repeat, max-pooling,
-no-ops and resizing happen here so each is an explicit protocol knob. ale-py 0.10 changed the
-low-level action API, so the adapter never calls `ale.act` itself.
+no-ops, the episode cap and resizing happen here, step for step as the reference's Atari adapter
+does them, so each is an explicit protocol knob. ale-py 0.10 changed the low-level action API, so
+the adapter never calls `ale.act` itself.
 """
 from __future__ import annotations
 
@@ -19,29 +20,39 @@ GAMES = (
 )
 TASKS = tuple(f"atari_{game}" for game in GAMES)
 
-# REPEAT frames per agent step (the suite's run.action_repeat, which drives the environment), the
-# observation is the max over the last `pool` of them;
-# `noops` is the largest number of random no-op frames at reset; `life_done` ends the episode
-# (terminal) on a life loss; `max_frames` caps an episode in emulator frames (is_last only).
-# The last three knobs are facts of the protocol that this adapter does not vary.
+# REPEAT frames per agent step (the suite's run.action_repeat, which drives the environment); the
+# observation is the max over the last `pool` frames rendered; `noops` is the largest number of
+# random no-op frames at reset; `life_done` ends the episode on a life loss; `max_frames` caps an
+# episode at that many frames stepped by the agent (no-ops not counted). The last three knobs are
+# facts of the protocol that this adapter does not vary.
 REPEAT = 4
 PROTOCOLS = {
     "atari100k": {
         "pool": 2, "sticky": 0.0, "full_actions": False, "noops": 30,
         "life_done": False, "max_frames": 108_000, "size": (64, 64),
-        "resize": "cv2.INTER_AREA", "colour": "rgb", "clip_rewards": False,
+        "resize": "pillow.BILINEAR", "colour": "rgb", "clip_rewards": False,
     },
 }
 PROTOCOLS["atari"] = {**PROTOCOLS["atari100k"], "sticky": 0.25, "full_actions": True}
 _FIXED = ("resize", "colour", "clip_rewards")
 
+# ale-py 0.10.0 and 0.10.1 act with zero strength: every action is a no-op (fixed in 0.10.2).
+_BROKEN_ALE = ("0.10.0", "0.10.1")
+
 
 def pool_and_resize(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-    """Max over frames [(210, 160, 3) uint8, ...], resized with area averaging → (*size, 3) uint8."""
-    import cv2
+    """Max over frames [(210, 160, 3) uint8, ...], resized with Pillow's bilinear filter (as the
+    reference does) → (*size, 3) uint8."""
+    from PIL import Image
 
     frame = np.max(np.stack(frames), axis=0)
-    return cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return np.asarray(Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def check_ale_version(version: str) -> None:
+    if version in _BROKEN_ALE:
+        raise SuiteError(f"ale-py {version} ignores every action (zero strength); "
+                         "install ale-py>=0.10.2: pip install -U 'ale-py>=0.10.2'")
 
 
 class Atari:
@@ -51,17 +62,21 @@ class Atari:
         import ale_py
         import gymnasium as gym
 
+        check_ale_version(ale_py.__version__)
         gym.register_envs(ale_py)
         self._p, self._repeat = protocol, repeat
+        # max_num_frames_per_episode=0 turns off ALE's own cap, which would count the no-ops too.
         self._env = gym.make(
             f"ALE/{ale_py.registration.rom_id_to_name(game)}-v5", frameskip=1,
             repeat_action_probability=protocol["sticky"],
             full_action_space=protocol["full_actions"],
-            max_num_frames_per_episode=protocol["max_frames"], disable_env_checker=True)
+            max_num_frames_per_episode=0, disable_env_checker=True)
         self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._done = True
         self._lives = 0
+        self._frames = 0  # frames stepped by the agent in this episode
+        self._buffers: list[np.ndarray] = []  # the last `pool` frames rendered, newest first
         self.obs_space = {"image": Space((*protocol["size"], 3), "uint8", low=0, high=255),
                           **signal_spaces()}
         self.act_space = {"action": Space((), "int32", discrete=int(self._env.action_space.n))}
@@ -79,33 +94,45 @@ class Atari:
     def step(self, action: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._done:
             return self._reset()
-        reward, terminal, truncated, frames = 0.0, False, False, []
-        for _ in range(self._repeat):
-            frame, r, terminal, truncated, info = self._env.step(int(action["action"]))
+        reward, last = 0.0, False
+        for repeat in range(self._repeat):
+            frame, r, game_over, _, info = self._env.step(int(action["action"]))
             reward += r
-            frames = (frames + [frame])[-self._p["pool"]:]
-            if self._p["life_done"] and info["lives"] < self._lives:
-                terminal = True
+            self._frames += 1
+            # Only the last `pool` frames of a repeat are rendered: a step cut short by the game's
+            # end before them shows the previous step's frames, as the reference's does.
+            if repeat >= self._repeat - self._p["pool"]:
+                self._render(frame)
+            lost_life = 0 < info["lives"] < self._lives
             self._lives = info["lives"]
-            if terminal or truncated:
+            last = (game_over or self._frames >= self._p["max_frames"]
+                    or (self._p["life_done"] and lost_life))
+            if last:
                 break
-        self._done = terminal or truncated
-        return self._obs(frames, reward, is_last=self._done, is_terminal=terminal)
+        self._done = last
+        # Every episode end is terminal, the frame cap included: the reference's choice
+        # (suites/README.md, "atari100k").
+        return self._obs(reward, is_last=last, is_terminal=last)
 
     def _reset(self) -> dict[str, np.ndarray]:
         # Only the first reset seeds the emulator; later ones continue its random stream.
         frame, info = self._env.reset(seed=self._seed)
         self._seed = None
         for _ in range(self._rng.integers(self._p["noops"] + 1)):
-            frame, _, terminal, truncated, info = self._env.step(0)
-            if terminal or truncated:
+            frame, _, game_over, _, info = self._env.step(0)  # index 0 is NOOP in every action set
+            if game_over:
                 frame, info = self._env.reset()
         self._lives = info["lives"]
+        self._frames = 0
         self._done = False
-        return self._obs([frame], 0.0, is_first=True)
+        self._buffers = [frame] * self._p["pool"]
+        return self._obs(0.0, is_first=True)
 
-    def _obs(self, frames, reward, is_first=False, is_last=False, is_terminal=False):
-        return {"image": pool_and_resize(frames, self._p["size"]),
+    def _render(self, frame: np.ndarray) -> None:
+        self._buffers = [frame, *self._buffers[:-1]]
+
+    def _obs(self, reward, is_first=False, is_last=False, is_terminal=False):
+        return {"image": pool_and_resize(self._buffers, self._p["size"]),
                 **signals(reward, is_first, is_last, is_terminal)}
 
     def close(self) -> None:

@@ -1,5 +1,10 @@
+import tomllib
+from pathlib import Path
+
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
+from PIL import Image
 
 from suites.atari100k import PROTOCOLS, SUITES, TASKS, make_env, pool_and_resize
 from suites.base import SuiteError
@@ -49,6 +54,22 @@ def test_pong_paddle_follows_actions():
     assert positions["LEFT"] > 10
 
 
+def pillow_bilinear(frames):
+    """The reference's observation: Pillow's bilinear resize of the pixel-wise max of `frames`."""
+    pooled = np.max(np.stack(frames), axis=0)
+    return np.asarray(Image.fromarray(pooled).resize((64, 64), Image.BILINEAR))
+
+
+def emulate(ale, index, frames):
+    """The RGB screens of `frames` emulator frames of minimal action `index`, state restored after."""
+    state, screens = ale.cloneState(), []
+    for _ in range(frames):
+        ale.act(ale.getMinimalActionSet()[index])
+        screens.append(ale.getScreenRGB())
+    ale.restoreState(state)
+    return screens
+
+
 def test_agent_step_is_four_frames_max_pooled_over_the_last_two():
     env = make_env("atari_pong", 0, 0)
     env.step(NOOP)
@@ -56,29 +77,50 @@ def test_agent_step_is_four_frames_max_pooled_over_the_last_two():
     discriminating = 0
     for step in range(60):
         index = step % env.act_space["action"].discrete
-        state, before = ale.cloneState(), ale.getEpisodeFrameNumber()
-        frames = []
-        for _ in range(4):
-            ale.act(ale.getMinimalActionSet()[index])
-            frames.append(ale.getScreenRGB())
-        ale.restoreState(state)
+        before = ale.getEpisodeFrameNumber()
+        frames = emulate(ale, index, 4)
         obs = env.step(act(index))
         assert ale.getEpisodeFrameNumber() - before == 4
-        expected = pool_and_resize(frames[2:], (64, 64))
-        np.testing.assert_array_equal(obs["image"], expected)
-        discriminating += not np.array_equal(expected, pool_and_resize(frames[3:], (64, 64)))
+        expected = pillow_bilinear(frames[2:])
+        np.testing.assert_array_equal(obs["image"], expected)  # byte for byte
+        discriminating += not np.array_equal(expected, pillow_bilinear(frames[3:]))
     assert discriminating > 0  # the ball moved, so pooling was visible in some steps
 
 
+def test_first_observation_is_the_frame_after_the_noops_resized():
+    env = make_env("atari_road_runner", 0, 0, {"noops": 0})
+    first = env.step(NOOP)
+    np.testing.assert_array_equal(first["image"], pillow_bilinear([env.ale.getScreenRGB()]))
+
+
+def test_a_step_cut_short_before_its_pooled_frames_shows_the_last_frames_rendered():
+    # The cap ends step 2 after its first frame (frame 5): nothing of it is rendered, so the
+    # observation repeats step 1's. With the cap at frame 7, step 2 ends on its third frame, the
+    # first it renders, which is pooled with step 1's last frame (frame 4).
+    for cap, expected in ((5, lambda one, two: pillow_bilinear(one[2:])),
+                          (7, lambda one, two: pillow_bilinear([one[3], two[2]]))):
+        env = make_env("atari_road_runner", 0, 0, {"noops": 0, "max_frames": cap})
+        env.step(NOOP)
+        one = emulate(env.ale, 1, 4)
+        env.step(act(1))
+        two = emulate(env.ale, 1, 4)
+        obs = env.step(act(1))
+        assert obs["is_last"] and obs["is_terminal"]
+        np.testing.assert_array_equal(obs["image"], expected(one, two))
+
+
 def test_pool_and_resize_by_hand():
-    a = np.zeros((4, 4, 3), np.uint8)
+    # Pooling: the pixel-wise max of the frames.
+    a = np.full((4, 4, 3), 100, np.uint8)
     b = np.zeros((4, 4, 3), np.uint8)
-    a[:2, :2] = 200
-    b[:2, :2] = 100
-    b[2:, 2:] = 40
-    out = pool_and_resize([a, b], (2, 2))
-    assert out.shape == (2, 2, 3)
-    np.testing.assert_array_equal(out[..., 0], [[200, 0], [0, 40]])
+    b[..., 1] = 150
+    np.testing.assert_array_equal(pool_and_resize([a, b], (2, 2)), np.full((2, 2, 3), [100, 150, 100]))
+    # Pillow's bilinear filter, widened by the factor 2: output column 0 weighs input columns 0, 1
+    # and 2 by 0.75, 0.75 and 0.25 (÷ 1.75), so a dark half beside a bright one (175) blends into
+    # 25 and 150 where area averaging would keep 0 and 175.
+    a = np.zeros((4, 4, 3), np.uint8)
+    a[:, 2:] = 175
+    np.testing.assert_array_equal(pool_and_resize([a], (2, 2))[..., 0], [[25, 150], [25, 150]])
 
 
 def test_noops_at_reset_are_random_in_0_to_30():
@@ -129,13 +171,13 @@ def test_rewards_are_not_clipped():
     assert max(rewards) >= 10
 
 
-def test_frame_cap_ends_episode_without_terminal_then_resets():
+def test_frame_cap_ends_episode_as_terminal_then_resets():
+    # The reference sets is_terminal = is_last for every episode end, the cap included.
     env = make_env("atari_pong", 0, 0, {"max_frames": 200, "noops": 0})
     env.step(NOOP)
     for step in range(1, 51):
         obs = env.step(NOOP)
-        assert bool(obs["is_last"]) == (step == 50)
-    assert not obs["is_terminal"]
+        assert bool(obs["is_last"]) == bool(obs["is_terminal"]) == (step == 50)
     assert env.ale.getEpisodeFrameNumber() == 200
     obs = env.step(NOOP)
     assert obs["is_first"] and obs["reward"] == 0 and env.ale.getEpisodeFrameNumber() == 0
@@ -171,3 +213,26 @@ def test_bad_inputs_name_the_valid_choices():
         make_env("atari_pong", 0, 0, {"noop": 3})
     with pytest.raises(SuiteError, match="fixed"):
         make_env("atari_pong", 0, 0, {"clip_rewards": True})
+
+
+def test_frame_cap_counts_the_agent_frames_not_the_noops():
+    env = make_env("atari_pong", 0, 3, {"max_frames": 200})
+    env.step(NOOP)
+    noops = env.ale.getEpisodeFrameNumber()
+    assert noops > 0
+    for _ in range(50):
+        obs = env.step(NOOP)
+    assert obs["is_last"] and env.ale.getEpisodeFrameNumber() == noops + 200
+
+
+def test_broken_ale_py_releases_are_refused_and_excluded(monkeypatch):
+    import ale_py
+
+    for version in ("0.10.0", "0.10.1"):
+        monkeypatch.setattr(ale_py, "__version__", version)
+        with pytest.raises(SuiteError, match=r"ale-py>=0\.10\.2"):
+            make_env("atari_pong", 0, 0)
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    ale = next(Requirement(r) for r in pyproject["project"]["dependencies"] if r.startswith("ale-py"))
+    assert not ale.specifier.contains("0.10.0") and not ale.specifier.contains("0.10.1")
+    assert ale.specifier.contains("0.10.2")
