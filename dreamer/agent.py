@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -75,6 +76,18 @@ class Encoder(nn.Module):
         return torch.cat(parts, -1)
 
 
+class Masked(NamedTuple):
+    """A metric averaged over the entries of `values` where `mask` holds, and not logged when it
+    holds nowhere. Reduced in `Agent.train`, so that `Agent.loss` has no branch on data and runs on
+    the meta device too (the launcher counts an update's FLOPs there)."""
+
+    values: torch.Tensor
+    mask: torch.Tensor
+
+    def mean(self) -> torch.Tensor | None:
+        return self.values[self.mask].mean() if self.mask.any() else None
+
+
 class Decoder(nn.Module):
     """Feature (N, F) → per-step reconstruction loss (N,): squared error summed over H·W·C for
     images (targets x/255, sigmoid outputs) and over dims for vectors (targets symlog(x))."""
@@ -94,11 +107,11 @@ class Decoder(nn.Module):
             dims = sum(_vector_dim(spaces[k]) for k in self.vector_keys)
             self.mlp = Head(feat, dims, cfg.layers, cfg.units, 1.0)
 
-    def forward(self, feat: torch.Tensor, obs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Returns the loss (N,) and, for vector observations, the mean squared error of the
-        entries whose target is non-zero and of those that are zero: on sparse observations
-        (catch's board) the zero entries dominate the loss, and an object the world model has not
-        yet learned shows up only in the non-zero error."""
+    def forward(self, feat: torch.Tensor, obs: dict) -> tuple[torch.Tensor, dict[str, Masked]]:
+        """Returns the loss (N,) and, for vector observations, the squared errors of the entries
+        whose target is non-zero and of those that are zero, to be averaged apart: on sparse
+        observations (catch's board) the zero entries dominate the loss, and an object the world
+        model has not yet learned shows up only in the non-zero error."""
         loss, stats = torch.zeros(feat.shape[0], device=feat.device), {}
         if self.image_keys:
             target = torch.cat([obs[k] for k in self.image_keys], -1).float() / 255.0
@@ -107,11 +120,8 @@ class Decoder(nn.Module):
             target = symlog(_vectors(obs, self.vector_keys, self.spaces))
             err = (self.mlp(feat).float() - target).square()
             loss = loss + err.sum(-1)
-            with torch.no_grad():
-                nonzero = target != 0
-                for name, mask in (("rec/nonzero", nonzero), ("rec/zero", ~nonzero)):
-                    if mask.any():
-                        stats[name] = err[mask].mean()
+            nonzero = target != 0
+            stats = {"rec/nonzero": Masked(err.detach(), nonzero), "rec/zero": Masked(err.detach(), ~nonzero)}
         return loss, stats
 
 
@@ -223,7 +233,9 @@ class Agent:
     def _matmul_dtype(self) -> torch.dtype:
         """The dtype matmuls take their inputs in here: autocast's, when it is on."""
         kind = self.device.type
-        return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else torch.float32
+        if not self.bf16 or not torch.is_autocast_enabled(kind):
+            return torch.float32
+        return torch.get_autocast_dtype(kind)
 
     def _tensors(self, data: dict) -> dict[str, torch.Tensor]:
         return {k: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v).to(self.device)
@@ -296,10 +308,13 @@ class Agent:
                 slow.lerp_(fast, rate)
         self.updates += 1
         metrics = {**{f"loss/{k}": v for k, v in losses.items()}, **metrics}
-        return latents, {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+        metrics = {k: v.mean() if isinstance(v, Masked) else v for k, v in metrics.items()}
+        return latents, {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()
+                         if v is not None}
 
     def loss(self, data: dict[str, torch.Tensor], carry: dict[str, torch.Tensor]):
-        """Scaled losses (each a scalar), metrics, and the posterior latents of steps 1..T."""
+        """Scaled losses (each a scalar), metrics (scalars, or `Masked` values that `train` averages),
+        and the posterior latents of steps 1..T."""
         cfg, m = self.cfg, self.model
         scales = cfg.loss
         B, T = data["is_first"].shape[0], data["is_first"].shape[1] - 1
@@ -370,11 +385,9 @@ class Agent:
             "adv/std": adv.std(), "imag/reward": irew.mean(), "imag/cont": icon.mean(),
             "value/mean": ival.mean(), **rec_stats,
         }
-        if first.any():
-            # On first steps the prior knows nothing of the observation: a KL under the free
-            # nats there means the posterior does not encode what is new in the first frame.
-            with torch.no_grad():
-                metrics["kl/first"] = categorical_kl(post[first].float(), prior[first].float()).mean()
+        # On first steps the prior knows nothing of the observation: a KL under the free nats
+        # there means the posterior does not encode what is new in the first frame.
+        metrics["kl/first"] = Masked(categorical_kl(post.detach().float(), prior.detach().float()), first)
         latents = {"deter": hs.detach().float(), "stoch": zs.detach().argmax(-1)}
         return losses, metrics, latents
 

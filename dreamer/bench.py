@@ -25,6 +25,7 @@ and its fraction of that matmul rate. Rows are printed as a table and appended a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import gc
 import itertools
@@ -43,7 +44,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dreamer.agent import Agent, resolve_precision
-from dreamer.config import SIZES, make_config
+from dreamer.config import SIZES, AgentConfig, make_config
 from dreamer.device import resolve_device
 from dreamer.env import Space, signal_spaces
 
@@ -76,12 +77,17 @@ def spaces(obs: str) -> tuple[dict[str, Space], dict[str, Space]]:
 def build_agent(size: str, obs: str, device: str | torch.device = "cpu",
                 precision: str = "auto", compile: bool = False) -> Agent:
     cfg = make_config([f"size={size}", f"agent.precision={precision}", f"agent.compile={compile}"])
+    return agent_for(cfg.agent, obs, device)
+
+
+def agent_for(cfg: AgentConfig, obs: str, device: str | torch.device = "cpu") -> Agent:
+    """An agent of `cfg` for `obs`-shaped spaces (see `spaces`) on `device`."""
     obs_space, act_space = spaces(obs)
     if torch.device(device).type == "meta":
         # Construct every module directly on meta: shapes only, no allocation and no init work.
         with torch.device("meta"):
-            return Agent(cfg.agent, obs_space, act_space, device="meta")
-    return Agent(cfg.agent, obs_space, act_space, device=device)
+            return Agent(cfg, obs_space, act_space, device="meta")
+    return Agent(cfg, obs_space, act_space, device=device)
 
 
 def count_params(agent_or_module) -> int:
@@ -164,6 +170,39 @@ def count_flops(fn, *args, **kwargs):
     by_op = {str(op).split(".")[-1] if "." in str(op) else str(op): int(n)
              for op, n in mode.get_flop_counts().get("Global", {}).items()}
     return result, int(mode.get_total_flops()), by_op
+
+
+def update_flops(cfg: AgentConfig, obs: str, batch: int = 16, length: int = 64) -> int:
+    """FLOPs of one update of `cfg` on a `obs`-shaped batch × length (forward and backward of the
+    losses, as `count_flops` counts them; the optimizer does no matmuls), counted on the meta
+    device: no memory, no arithmetic. Every matmul of an update works per batch entry, on its T
+    steps or the B·T imagination starts (the replay value drops the last step), so the count is
+    B·(a·T + b); it is counted at B = 1 and T = 2, 3, where the meta device is quickest."""
+    cfg = dataclasses.replace(cfg, precision="float32", compile=False)  # neither changes the count
+    agent = agent_for(cfg, obs, "meta")
+    counts = []
+    for steps in (2, 3):
+        data = synthetic_batch(*spaces(obs), 1, steps, "meta")
+        carry = initial_carry(agent, 1, "meta")
+
+        def update():
+            losses, _, _ = agent.loss(data, carry)
+            sum(losses.values()).backward()
+
+        counts.append(count_flops(update)[1])
+    return batch * (counts[0] + (length - 2) * (counts[1] - counts[0]))
+
+
+def time_updates(agent: Agent, data: dict, carry: dict, count: int, progress: str = "") -> tuple[list, list]:
+    """Wall and CPU seconds of each of `count` updates (with a progress bar titled `progress`, if given)."""
+    wall, cpu = [], []
+    for _ in _progress(range(count), progress, bool(progress)):
+        t, c = time.perf_counter(), time.process_time()
+        agent.train(data, carry)
+        _sync(agent.device)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return wall, cpu
 
 
 def _sync(device: torch.device) -> None:
@@ -287,17 +326,9 @@ def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: i
             _, flops, by_op = count_flops(agent.train, data, carry)
         _sync(device)
         warmup = max(warmup, 1) if compile else warmup  # compiling is never among the timed updates
-        times, cpu_times = [], []
-        bar = _progress(range(warmup + updates), f"{size} {obs} {device.type} {precision}", progress)
-        for i in bar:
-            t, c = time.perf_counter(), time.process_time()
-            agent.train(data, carry)
-            _sync(device)
-            if i == 0:
-                first = time.perf_counter() - t
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
-                cpu_times.append(time.process_time() - c)
+        wall, cpu = time_updates(agent, data, carry, warmup + updates,
+                                 f"{size} {obs} {device.type} {precision}" if progress else "")
+        first, times, cpu_times = wall[0], wall[warmup:], cpu[warmup:]
     params = count_params(agent)
     del agent, data, carry
     gc.collect()

@@ -54,3 +54,15 @@ class ThreadGovernor:
         threads = min(self.wanted, free_cores(len(self.cpus), busy1 - busy0, own1 - own0, now - then))
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
+
+
+def threads_now(wanted: int, seconds: float = 1.0) -> int:
+    """The torch threads a run wanting `wanted` would train on now: the cores of this process that
+    other processes left free over the next `seconds` (as `ThreadGovernor` decides), at most `wanted`."""
+    cpus = os.sched_getaffinity(0)
+    busy0, own0, t0 = busy_seconds(cpus), time.process_time(), time.monotonic()
+    time.sleep(seconds)
+    busy1, own1 = busy_seconds(cpus), time.process_time()
+    if busy0 is None or busy1 is None:
+        return wanted
+    return min(wanted, free_cores(len(cpus), busy1 - busy0, own1 - own0, time.monotonic() - t0))

@@ -1,20 +1,26 @@
 """What a launch costs on this machine, for `suites.run --dry-run` with the local executor: whether
-the suite asks for GPUs the machine does not have, and the hours its runs' updates take here, from
-a few updates measured with dreamer.bench's `measure` at the runs' own size, observation kind,
-batch, precision and threads. Environment steps are not counted.
+the suite asks for GPUs the machine does not have, and the hours its runs' updates take here.
+
+Seconds per update come from what can be known cheaply: an update of up to DIRECT_FLOPS is timed
+as the runs would make it (their config, batch and precision; eager, with the threads a run would
+get now); a bigger one, which could take minutes and tens of GB on a CPU, is estimated from its FLOPs,
+counted on the meta device without allocating it, at the FLOP rate of a size12m proprio-shaped
+update timed here. Compilation and environment steps are not counted.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import statistics
 
-from dreamer.config import Config
+from dreamer.config import AgentConfig, Config, make_config
 from suites.base import Resources
 
-# Timed updates: a few for the small sizes, which take a fraction of a second each on a CPU (a
-# size1m measurement then takes about 4 s on a busy 2-core machine); one for bigger sizes, whose
-# single update may take a minute on a CPU.
-SMALL_PARAMS = 12e6
-SMALL_UPDATES = 3
+# size12m proprio-shaped updates (401 GFLOP) take about a second and 2 GB here: updates up to that
+# size are timed; it is the yardstick of bigger ones.
+DIRECT_FLOPS = 5e11
+YARDSTICK = ("size12m", "proprio")
+TIMED_UPDATES = 2  # after one untimed warm-up update, whose FLOPs are counted
 
 
 def gpu_note(suite: str, resources: Resources) -> str | None:
@@ -41,26 +47,57 @@ def updates_per_run(config: Config) -> int | None:
 
 
 def measure(config: Config, obs: str, threads: int) -> tuple[float, str]:
-    """(seconds per update, what was measured) for runs of `config` on this machine."""
+    """(seconds per update, how it was found) for runs of `config` with `obs`-shaped observations
+    on this machine, training on `threads` threads."""
     import torch
 
-    from dreamer.bench import measure as bench_measure, nominal_params
+    from dreamer.bench import update_flops
     from dreamer.device import resolve_device
 
     device = resolve_device(config.run.device)
-    updates = SMALL_UPDATES if nominal_params(config.size) <= SMALL_PARAMS else 1
+    r = config.run
+    flops = update_flops(config.agent, obs, r.batch_size, r.batch_length)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        # matmul: the bench's yardstick for its FLOP/s fraction, which an estimate does not need;
-        # passing a value skips its one-second measurement.
-        row = bench_measure(config.size, obs, device, config.agent.precision, config.run.batch_size,
-                            config.run.batch_length, updates=updates, warmup=0, matmul=1.0, progress=False)
+        on = f"on {device.type} {_precision(config.agent, device)}, {threads} thread{'s' * (threads != 1)}"
+        if flops <= DIRECT_FLOPS:
+            seconds, _ = _timed(config.agent, obs, r.batch_size, r.batch_length, device)
+            how = f"measured: {TIMED_UPDATES} {config.size} {obs}-shaped updates of {r.batch_size}×{r.batch_length} {on}"
+        else:
+            size, kind = YARDSTICK
+            yardstick = make_config([f"size={size}", f"agent.precision={config.agent.precision}"]).agent
+            seconds, counted = _timed(yardstick, kind, 16, 64, device)
+            rate = counted / seconds
+            seconds = flops / rate
+            how = (f"{flops / 1e9:,.0f} GFLOP per update (counted, not run) at {rate / 1e9:,.0f} GFLOP/s, the rate of {size} "
+                   f"{kind}-shaped updates measured {on}; bigger updates reach a higher rate, so this is likely high")
     finally:
         torch.set_num_threads(before)
-    return row["sec_per_update"], (f"{updates} {config.size} {obs}-shaped update{'s' * (updates != 1)} of "
-                                   f"{row['batch']}×{row['length']} on {row['device']} {row['precision']}, "
-                                   f"{threads} thread{'s' * (threads != 1)}")
+    if config.agent.compile:
+        how += "; measured without compiling: compiled steps are a little faster after a compilation once per run"
+    return seconds, how
+
+
+def _timed(cfg: AgentConfig, obs: str, batch: int, length: int, device) -> tuple[float, int]:
+    """(median seconds, FLOPs) of eager updates of `cfg` on a synthetic batch: a FLOP-counted
+    warm-up update, then TIMED_UPDATES timed ones."""
+    import torch
+
+    from dreamer.bench import agent_for, count_flops, initial_carry, spaces, synthetic_batch, time_updates
+
+    torch.manual_seed(0)
+    agent = agent_for(dataclasses.replace(cfg, compile=False), obs, device)
+    data = synthetic_batch(*spaces(obs), batch, length, device)
+    carry = initial_carry(agent, batch, device)
+    _, flops, _ = count_flops(agent.train, data, carry)
+    return statistics.median(time_updates(agent, data, carry, TIMED_UPDATES)[0]), flops
+
+
+def _precision(cfg: AgentConfig, device) -> str:
+    from dreamer.agent import resolve_precision
+
+    return resolve_precision(cfg.precision, device)
 
 
 def lines(runs: list, obs: str, threads: int, slots: int) -> list[str]:
@@ -83,7 +120,7 @@ def lines(runs: list, obs: str, threads: int, slots: int) -> list[str]:
     total = math.ceil(len(runs) / at_once) * sum(hours) / len(hours)
     return [f"cost here: {_span(updates, ',')} updates per run × {seconds:.3g} s per update ≈ {_span(hours, '.3g')} h "
             f"per run; {len(runs)} run{'s' * (len(runs) != 1)}, {at_once} at a time ≈ {total:.3g} h",
-            f"  (measured: {measured}; environment steps not counted)"]
+            f"  ({measured}; environment steps not counted)"]
 
 
 def _span(values: list, spec: str) -> str:

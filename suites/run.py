@@ -416,7 +416,10 @@ def print_cost(plan: Plan, measure: bool) -> None:
     # The protocol's `size` knob is the image size of the suites that observe images (as in
     # Suite.check_settings); the others observe vectors.
     obs = "image" if todo and "size" in todo[0].identity.protocol else "proprio"
-    for line in cost.lines(todo, obs, job_threads(plan.resources.cpus), local_slots(plan)):
+    # Measured with the threads a run would train on now: those of its cores other processes leave free.
+    from dreamer.cores import threads_now
+
+    for line in cost.lines(todo, obs, threads_now(job_threads(plan.resources.cpus)), local_slots(plan)):
         print(line)
 
 

@@ -142,3 +142,12 @@ def test_a_failed_measurement_leaves_no_output_folder(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="out of memory"):
         bench.main(["--size", "size1m", "--device", "cpu", "--out", str(tmp_path / "bench" / "today")])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("obs, batch, length", [("proprio", 16, 64), ("image", 3, 9)])
+def test_update_flops_counted_on_meta_equal_a_real_update(obs, batch, length):
+    cfg = bench.make_config(["size=size1m", "agent.precision=float32"]).agent
+    real = bench.agent_for(cfg, obs, "cpu")
+    data = bench.synthetic_batch(*bench.spaces(obs), batch, length)
+    _, flops, _ = bench.count_flops(real.train, data, bench.initial_carry(real, batch))
+    assert bench.update_flops(cfg, obs, batch, length) == flops

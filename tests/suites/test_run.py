@@ -29,6 +29,55 @@ def test_dry_run_prints_130_atari_runs_with_budget_resources_and_state(tmp_path)
     assert not results.exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_the_main_commands_estimate_counts_size200m_without_making_an_update(tmp_path):
+    # The first command of the README: a size200m image update measured on a CPU held 22 GB
+    # and was killed; its FLOPs are counted on the meta device and priced at the rate of a
+    # measured size12m proprio-shaped update instead.
+    code = ("import resource, sys; from suites.run import main; code = main(sys.argv[1:]); "
+            "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code, "atari100k", "--seeds", "5", "--dry-run",
+                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert int(out[-1].split()[1]) * 1024 < 4e9
+    estimate, how = out[-3:-1]
+    found = re.fullmatch(r"cost here: 27,244 updates per run × ([\d.e+]+) s per update ≈ ([\d.e+]+) h per run; "
+                         r"130 runs, 1 at a time ≈ ([\d.e+]+) h", estimate)
+    assert found, estimate
+    assert re.fullmatch(r"  \(19,594 GFLOP per update \(counted, not run\) at ([\d,]+) GFLOP/s, the rate of size12m "
+                        r"proprio-shaped updates measured on cpu bfloat16, [12] threads?; bigger updates reach a "
+                        r"higher rate, so this is likely high; environment steps not counted\)", how), how
+    rate = float(re.search(r"at ([\d,]+) GFLOP/s", how).group(1).replace(",", "")) * 1e9
+    assert float(found.group(1)) == pytest.approx(19_593_930_211_328 / rate, rel=0.01)
+    assert not tmp_path.joinpath("atari100k").exists()
+
+
+def test_the_estimate_of_a_size1m_update_is_what_the_bench_measures():
+    from dreamer import bench
+
+    config = launcher.make_plan("bsuite", 1, tasks=["catch/0"], budget=2000, sets=["size=size1m"]).runs[0].config
+    row = bench.measure("size1m", "proprio", "cpu", config.agent.precision, updates=3, matmul=1.0, progress=False)
+    # Two estimates around one bench row: a busy machine may slow one of them.
+    estimates = [launcher.cost.measure(config, "proprio", 1)[0] for _ in range(2)]
+    assert any(0.7 <= e / row["sec_per_update"] <= 1.3 for e in estimates), (estimates, row["sec_per_update"])
+
+
+def test_the_estimate_times_eager_updates_of_the_runs_config(monkeypatch):
+    # Compilation is not counted: a compiled run's estimate is timed without compiling.
+    def no_compile(*args, **kwargs):
+        raise AssertionError("the estimate compiled")
+
+    monkeypatch.setattr(torch, "compile", no_compile)
+    plan = launcher.make_plan("bsuite", 1, tasks=["catch/0"], budget=2000,
+                              sets=["size=size1m", "agent.compile=true", "run.batch_length=16"])
+    seconds, how = launcher.cost.measure(plan.runs[0].config, "proprio", 1)
+    assert seconds > 0
+    assert how.startswith("measured: 2 size1m proprio-shaped updates of 16×16 on cpu ")
+    assert how.endswith("measured without compiling: compiled steps are a little faster after a compilation "
+                        "once per run")
+
+
 @pytest.mark.parametrize("args, message", [
     (["nosuch"], "unknown suite 'nosuch'; valid: atari100k, dmc_proprio, dmc_vision, bsuite, minecraft"),
     (["atari100k", "--tasks", "atari_pong,atari_pongg"], "unknown atari100k task 'atari_pongg' (did you mean atari_pong"),
@@ -179,7 +228,7 @@ def test_dry_run_says_the_gpus_are_missing_and_what_a_run_costs_here(tmp_path, c
                          r"1 run, 1 at a time ≈ \2 h", estimate)
     assert found, estimate
     assert float(found.group(2)) == pytest.approx(976 * float(found.group(1)) / 3600, rel=0.01)
-    assert re.fullmatch(r"  \(measured: 3 size1m proprio-shaped updates of 16×64 on cpu (float32|bfloat16), "
+    assert re.fullmatch(r"  \(measured: 2 size1m proprio-shaped updates of 16×64 on cpu (float32|bfloat16), "
                         r"1 thread; environment steps not counted\)", measured), measured
     assert dry_run(tmp_path, capsys, "--no-estimate") == [note]
 
