@@ -195,6 +195,7 @@ class Agent:
         self.act_dim = space.discrete if self.discrete else int(np.prod(space.shape))
         self.gamma = 1.0 - 1.0 / cfg.discount_horizon
         self.bins = twohot_bins(cfg.critic.bins, self.device)
+        self.reward_bins = twohot_bins(cfg.reward.bins, self.device)
 
         enc = Encoder(cfg.enc, self.obs_space)
         rssm = RSSM(cfg.rssm, enc.out_dim, self.act_dim)
@@ -335,7 +336,7 @@ class Agent:
         flat = feat.flatten(0, 1)
         rec, rec_stats = m["dec"](flat, obs)
         rec = rec.reshape(B, T)
-        rew = twohot_nll(torch.log_softmax(m["reward"](feat).float(), -1), reward, self.bins)
+        rew = twohot_nll(torch.log_softmax(m["reward"](feat).float(), -1), reward, self.reward_bins)
         con = bernoulli_loss(m["cont"](feat)[..., 0], (1.0 - term) * self.gamma)
 
         # Imagination from every replayed posterior state, starts gradient-stopped. The actor's
@@ -350,7 +351,7 @@ class Agent:
                                         self._matmul_dtype())
         vlogits = m["critic"](ifeat)
         with torch.no_grad():
-            irew = twohot_mean(m["reward"](ifeat), self.bins)
+            irew = twohot_mean(m["reward"](ifeat), self.reward_bins)
             icon = torch.sigmoid(m["cont"](ifeat)[..., 0].float())  # already includes γ
             ival = twohot_mean(vlogits.detach(), self.bins)
             islow = twohot_mean(self.slow_critic(ifeat)[:, :-1], self.bins)  # the whole ifeat: a slice would be copied

@@ -400,27 +400,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--params", action="store_true", help="print parameter counts for every size preset")
     p.add_argument("--verify", default="",
                    help="with --params: sizes (comma-separated) also built for real on CPU to check the meta count")
-    p.add_argument("--size", default="size12m", help="comma-separated size presets")
-    p.add_argument("--obs", default="proprio", help="comma-separated: proprio, image")
+    p.add_argument("--size", default="size12m", help="comma-separated size presets (default %(default)s)")
+    p.add_argument("--obs", default="proprio", help="comma-separated: proprio, image (default %(default)s)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="comma-separated: cpu, cuda")
+                   help="comma-separated: cpu, cuda (default %(default)s)")
     p.add_argument("--precision", default="auto",
                    help="comma-separated: float32, bfloat16, auto (as the agent resolves it: bf16 where "
-                        "matmuls have bf16 units, i.e. CUDA or a CPU with AVX512-BF16/AMX)")
+                        "matmuls have bf16 units, i.e. CUDA or a CPU with AVX512-BF16/AMX; default %(default)s)")
     p.add_argument("--compile", default="false",
                    help="comma-separated: false, true (agent.compile: the RSSM's step functions "
-                        "compiled; their compile time shows in the '1st s' column)")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--length", type=int, default=64)
-    p.add_argument("--updates", type=int, default=3, help="timed updates")
+                        "compiled; their compile time shows in the '1st s' column; default %(default)s)")
+    p.add_argument("--batch", type=int, default=16, help="batch size B (default %(default)s)")
+    p.add_argument("--length", type=int, default=64, help="sequence length T (default %(default)s)")
+    p.add_argument("--updates", type=int, default=3, help="timed updates (default %(default)s)")
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed updates after the first one, which is FLOP-counted and untimed "
-                        "(with --warmup 0 it is the only warm-up; with --compile true at least one)")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
-    p.add_argument("--matmul-n", type=int, default=2048, help="side of the timed reference matmul")
-    p.add_argument("--out", default="results/bench", help="directory for the <timestamp>.jsonl file")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+                        "(with --warmup 0 it is the only warm-up; with --compile true at least one; default %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default 0: torch's own choice)")
+    p.add_argument("--matmul-n", type=int, default=2048, help="side of the timed reference matmul (default %(default)s)")
+    p.add_argument("--out", default="results/bench", help="directory for the <timestamp>.jsonl file (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the agent and the synthetic batch (default %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
     if args.params:

@@ -36,15 +36,19 @@ class ObsNetConfig:
     kernel: int = 5
     layers: int = 3  # MLP layers for vector inputs
     units: int = 1024
-    minres: int = 4  # image side at which the CNN stops pooling (64 → 4 with four pools)
 
 
 @dataclass
 class HeadConfig:
     layers: int = 1
     units: int = 1024
-    bins: int = 255
-    outscale: float = 0.0  # 0 → zero-initialised output layer
+    outscale: float = 1.0  # 0 → zero-initialised output layer
+
+
+@dataclass
+class RewardConfig(HeadConfig):
+    bins: int = 255  # two-hot bins of the reward prediction
+    outscale: float = 0.0
 
 
 @dataclass
@@ -104,8 +108,8 @@ class AgentConfig:
     rssm: RSSMConfig = field(default_factory=RSSMConfig)
     enc: ObsNetConfig = field(default_factory=ObsNetConfig)
     dec: ObsNetConfig = field(default_factory=ObsNetConfig)
-    reward: HeadConfig = field(default_factory=HeadConfig)
-    cont: HeadConfig = field(default_factory=lambda: HeadConfig(outscale=1.0))
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    cont: HeadConfig = field(default_factory=HeadConfig)
     actor: ActorConfig = field(default_factory=ActorConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     loss: LossScales = field(default_factory=LossScales)
@@ -260,6 +264,25 @@ def check_image(shape: tuple[int, ...], config: Config) -> None:
                           f"with a side divisible by {2**stages}, e.g. 64×64")
 
 
+# Keys that configs written by earlier versions hold and that never changed what a run computed
+# (the CNN's smallest grid follows from the image size and `mults`; the continue head has no
+# bins). `upgrade` drops them, so those runs still resume and load.
+RETIRED_KEYS = ("agent.enc.minres", "agent.dec.minres", "agent.cont.bins")
+
+
+def upgrade(stored: dict) -> dict:
+    """A config dict as a run directory stores it, without RETIRED_KEYS."""
+    stored = json.loads(json.dumps(stored))
+    for key in RETIRED_KEYS:
+        *path, leaf = key.split(".")
+        node = stored
+        for name in path:
+            node = node.get(name, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return stored
+
+
 # Settings that may change between starts of one run without changing what it computes.
 OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every", "agent.compile")
 
@@ -267,7 +290,7 @@ OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every", "agen
 def resume_diff(stored: dict, config: Config) -> list[str]:
     """`key: old → new` for every non-operational setting in which `config` differs from the
     config a run was started with (`stored`, as its run directory records it)."""
-    old, new = _flatten(stored), _flatten(json.loads(to_json(config)))
+    old, new = _flatten(upgrade(stored)), _flatten(json.loads(to_json(config)))
     return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new))
             if k not in OPERATIONAL_KEYS and old.get(k) != new.get(k)]
 

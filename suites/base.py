@@ -30,7 +30,7 @@ class ScoringRule:
     """How one run becomes one number (suites/README.md, "Scoring rules"), applied alike to published runs and ours.
 
     `window` is [lo, hi] in frames: the score is the mean return of training episodes ending in it;
-    when none ends there, the last episode ending before `hi` (fallback "last_before").
+    when none ends there, the last episode ending before `hi`.
     `normalise`: "human" (x − random) / (human − random); "scale" x / scale; "none"; "bsuite"
     (bsuite's own analysis). `success` marks a return that counts as solving the task (Minecraft:
     a diamond), reported as a fraction of runs.
@@ -40,7 +40,6 @@ class ScoringRule:
     window: tuple[int, int]
     normalise: str = "none"
     scale: float = 1.0
-    fallback: str = "last_before"
     success: float | None = None
 
 

@@ -73,7 +73,7 @@ class RunJob(submitit.helpers.Checkpointable):
     def _train(self, run_dir: Path) -> dict:
         import torch
 
-        from dreamer.config import from_dict
+        from dreamer.config import from_dict, upgrade
         from dreamer.train import train
         from suites.registry import get_suite
 
@@ -81,7 +81,7 @@ class RunJob(submitit.helpers.Checkpointable):
         i = self.identity
         make_env = functools.partial(get_suite(i.suite).make_env, i.task, seed=i.seed, protocol=i.protocol,
                                      logdir=str(run_dir), repeat=self.config["run"]["action_repeat"])
-        return train(from_dict(self.config), make_env, run_dir, i)
+        return train(from_dict(upgrade(self.config)), make_env, run_dir, i)
 
 
 def job_threads(cpus: int) -> int:

@@ -151,3 +151,13 @@ def test_update_flops_counted_on_meta_equal_a_real_update(obs, batch, length):
     data = bench.synthetic_batch(*bench.spaces(obs), batch, length)
     _, flops, _ = bench.count_flops(real.train, data, bench.initial_carry(real, batch))
     assert bench.update_flops(cfg, obs, batch, length) == flops
+
+
+def test_help_shows_each_options_default(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for option, default in (("--size", "size12m"), ("--obs", "proprio"), ("--precision", "auto"), ("--compile", "false"),
+                            ("--batch", "16"), ("--length", "64"), ("--updates", "3"), ("--warmup", "1"),
+                            ("--matmul-n", "2048"), ("--out", "results/bench"), ("--seed", "0")):
+        assert re.search(rf"{option} \S+ .*?default {re.escape(default)}\b", out), option

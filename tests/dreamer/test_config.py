@@ -56,3 +56,46 @@ def test_images_must_fit_the_encoder():
     for shape in [(60, 60, 3), (64, 48, 3)]:
         with pytest.raises(ConfigError, match="4 stages need square images with a side divisible by 16"):
             check_image(shape, config)
+
+
+def test_every_config_key_is_read_and_retired_ones_are_gone():
+    keys = valid_keys()
+    assert "agent.reward.bins" in keys and "agent.critic.bins" in keys
+    for key in ("agent.enc.minres", "agent.dec.minres", "agent.cont.bins"):
+        assert key not in keys
+    with pytest.raises(ConfigError, match="unknown config key 'agent.cont.bins'"):
+        make_config(["agent.cont.bins=255"])
+
+
+def test_the_reward_head_has_the_bins_its_config_names():
+    import numpy as np
+
+    from dreamer.agent import Agent
+    from dreamer.env import Space, signal_spaces
+
+    cfg = make_config(["size=size1m", "agent.reward.bins=41", "agent.precision=float32"]).agent
+    agent = Agent(cfg, {"obs": Space((3,), "float32"), **signal_spaces()}, {"action": Space((), "int32", 2)})
+    assert agent.model["reward"].out.out_features == 41 and agent.reward_bins.shape == (41,)
+    assert agent.model["critic"].out.out_features == 255
+    B, T = 2, 4
+    batch = {"obs": np.ones((B, T + 1, 3), np.float32), "reward": np.full((B, T + 1), 2.0, np.float32),
+             "is_first": np.eye(T + 1, dtype=bool)[[0, 0]], "is_last": np.zeros((B, T + 1), bool),
+             "is_terminal": np.zeros((B, T + 1), bool), "action": np.zeros((B, T + 1), np.int32)}
+    carry = {"deter": np.zeros((B, 512), np.float32), "stoch": np.zeros((B, 32), np.int64)}
+    _, metrics = agent.train(batch, carry)
+    assert np.isfinite(metrics["loss/rew"]) and metrics["loss/rew"] > 0
+
+
+def test_a_config_stored_with_retired_keys_still_resumes():
+    import json
+
+    from dreamer.config import resume_diff, upgrade
+
+    config = make_config(["size=size1m"])
+    stored = json.loads(to_json(config))
+    stored["agent"]["enc"]["minres"] = stored["agent"]["dec"]["minres"] = 4
+    stored["agent"]["cont"]["bins"] = 255
+    assert resume_diff(stored, config) == []
+    assert to_json(from_json(json.dumps(upgrade(stored)))) == to_json(config)
+    stored["agent"]["cont"]["units"] = 7
+    assert resume_diff(stored, config) == ["agent.cont.units: 7 → 64"]

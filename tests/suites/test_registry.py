@@ -61,8 +61,6 @@ def test_scoring_rules_are_data():
     assert (minecraft.window, minecraft.normalise) == ((90_000_000, 100_000_000), "none")
     assert minecraft.success == 11.1
     assert get_suite("bsuite").scoring.normalise == "bsuite"
-    for name in SUITE_NAMES:
-        assert get_suite(name).scoring.fallback == "last_before"
 
 
 @pytest.mark.parametrize("name", ["atari100k", "dmc_proprio", "dmc_vision", "minecraft"])
