@@ -273,6 +273,12 @@ def _improvement(header, matrices, order, colors, reps, tmp) -> list[Path]:
 
 
 def _bsuite(results: Path, tmp: Path, methods, learned: float | None) -> list[Path]:
+    ours = load.our_variants(results, "bsuite")
+    if not ours:
+        raise UsageError(f"no bsuite runs under {results}")
+    for name in methods or []:
+        if name not in ours:
+            raise unknown("bsuite method", name, ours)
     logs = load.load_bsuite(results, methods)
     scores = scoring.bsuite_scores(logs)
     caption = ("bsuite: score per experiment from bsuite's own analysis "

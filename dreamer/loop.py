@@ -15,6 +15,7 @@ changes anything in the run directory.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 import sys
@@ -27,7 +28,7 @@ import tqdm
 
 from dreamer import replay as replay_files
 from dreamer.agent import Agent
-from dreamer.config import Config, check_image, resume_diff, to_dict
+from dreamer.config import Config, RunConfig, check_image, resume_diff, to_dict
 from dreamer.cores import ThreadGovernor
 from dreamer.env import SIGNAL_KEYS, Env, Space, agent_keys
 from dreamer.envpool import EnvError, EnvPool
@@ -44,6 +45,21 @@ def updates_due(train_steps: int, done: int, train_ratio: float, batch_steps: in
     Counting from the step total rather than accumulating fractions keeps the count exactly
     floor(train_steps · train_ratio / batch_steps) over any run length."""
     return int(train_steps * train_ratio // batch_steps) - done
+
+
+def updates_in_budget(run: RunConfig) -> int | None:
+    """The updates a run of `run` settings makes by its frame budget; None for a budget in episodes
+    only. Training starts at the step that brings replay to run.train_start steps."""
+    if not run.budget:
+        return None
+    steps = run.budget // run.action_repeat
+    return updates_due(max(0, steps - run.train_start + 1), 0, run.train_ratio, run.batch_size * run.batch_length)
+
+
+def first_update_frames(run: RunConfig) -> int:
+    """The smallest frame budget in which a run of `run` settings makes an update."""
+    steps = run.train_start - 1 + math.ceil(run.batch_size * run.batch_length / run.train_ratio)
+    return steps * run.action_repeat
 
 
 class Loop:

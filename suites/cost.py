@@ -34,18 +34,6 @@ def gpu_note(suite: str, resources: Resources) -> str | None:
             f"{have}: local runs train where run.device says (auto: the CPU)")
 
 
-def updates_per_run(config: Config) -> int | None:
-    """The updates a run makes until its frame budget; None for a budget in episodes only."""
-    from dreamer.loop import updates_due
-
-    r = config.run
-    if not r.budget:
-        return None
-    # Agent steps (of all environments) are frames over the repeat; updates start at train_start.
-    steps = max(0, r.budget // r.action_repeat - r.train_start)
-    return updates_due(steps, 0, r.train_ratio, r.batch_size * r.batch_length)
-
-
 def measure(config: Config, obs: str, threads: int) -> tuple[float, str]:
     """(seconds per update, how it was found) for runs of `config` with `obs`-shaped observations
     on this machine, training on `threads` threads."""
@@ -110,7 +98,9 @@ def lines(runs: list, obs: str, threads: int, slots: int) -> list[str]:
         seconds, measured = measure(runs[0].config, obs, threads)
     except Exception as e:  # an estimate only: whatever stops it (no such device, no memory) is said, not raised
         return [f"cost here: not measured ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]})"]
-    updates = [updates_per_run(r.config) for r in runs]
+    from dreamer.loop import updates_in_budget
+
+    updates = [updates_in_budget(r.config.run) for r in runs]
     if None in updates:
         return [f"cost here: {seconds:.3g} s per update ({measured}); updates per run unknown: the budget "
                 "counts episodes"]

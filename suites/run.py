@@ -30,7 +30,7 @@ from dreamer.rundir import RunDir, RunDirError, RunIdentity
 from suites import cost, progress
 from suites.base import Resources, Suite, SuiteError, run_dir
 from suites.jobs import JobRecord, SchedulerError, job_threads, process_start, redirect_output, write_record
-from suites.status import DEFAULT_RESULTS, error_line, states
+from suites.status import DEFAULT_RESULTS, check_results, error_line, states
 from suites.variants import VARIANTS, get_variant
 
 EXECUTORS = ("local", "slurm")
@@ -129,6 +129,7 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
     for key in (s.split("=", 1)[0].strip() for s in sets):
         if key in PER_RUN:
             raise SuiteError(f"--set {key}=… would be overridden: the launcher sets {key} per run; use {PER_RUN[key]}")
+    check_results(Path(results), exist=False)
     tasks = select_tasks(suite, tasks)
     config_overrides, protocol = get_variant(variant).overrides(suite.name)
     protocol = suite.check_protocol(protocol)
@@ -143,6 +144,7 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
                                    suite.run_config(task, seed, overrides, budget), identity))
     for run in runs:
         suite.check_settings(run.config, protocol)
+        _check_updates(run.config)
         _check_same_config(run)
     plan = Plan(suite, dirname, overrides, runs, resources(suite, profile or {}), profile or {}, results)
     refresh(plan)
@@ -152,6 +154,17 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
 def variant_dir(variant: str, budget: int | None) -> str:
     """The directory of a variant's runs; shortened runs live apart, in {variant}-budget{N}."""
     return variant if budget is None else f"{variant}-budget{budget}"
+
+
+def _check_updates(config: Config) -> None:
+    """A frame budget that ends before the first update trains nothing."""
+    from dreamer.loop import first_update_frames, updates_in_budget
+
+    if updates_in_budget(config.run) == 0:
+        r = config.run
+        raise SuiteError(f"a budget of {r.budget:,} frames ends before the first update: training starts once "
+                         f"replay holds run.train_start={r.train_start} steps; the smallest budget with an update is "
+                         f"--budget {first_update_frames(r)}")
 
 
 def _check_same_config(run: PlannedRun) -> None:

@@ -77,8 +77,18 @@ def error_line(run_dir: Path, record: JobRecord) -> str:
     return last[0] if last else "(no log)"
 
 
+def check_results(results: Path, exist: bool = True) -> None:
+    """`--results` names a folder of runs (one that exists, with `exist`); SuiteError naming it otherwise."""
+    if results.exists() and not results.is_dir():
+        raise SuiteError(f"--results {results} is a file, not a folder of runs")
+    if exist and not results.exists():
+        raise SuiteError(f"--results {results}: no such folder")
+
+
 def variant_dirs(suite, results: Path, variant: str | None) -> list[str]:
-    """The variant directories of `suite` under `results`: `variant`, or every one present."""
+    """The variant directories of `suite` under `results` (a folder that exists): `variant`, or
+    every one present."""
+    check_results(results)
     base = results / suite.name
     present = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
     if variant is not None and variant not in present:

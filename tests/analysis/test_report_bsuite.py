@@ -94,9 +94,20 @@ def test_learned_level_gives_each_runs_first_frame_reaching_it(tmp_path, make_ru
     assert (out / "learning_curves.png").stat().st_size > 5_000
 
 
-def test_a_report_that_fails_while_rendering_leaves_no_folder_it_created(tmp_path, capsys):
-    (tmp_path / "runs" / "bsuite").mkdir(parents=True)
+def test_a_report_that_fails_while_rendering_leaves_no_folder_it_created(tmp_path, make_run, capsys):
+    make_run(tmp_path / "runs", "bsuite", "small", "catch-0", 0, [], budget=0)  # no episode logged yet
     out = tmp_path / "reports" / "bsuite"
     assert report.main(["bsuite", "--results", str(tmp_path / "runs"), "--out", str(out)]) == 1
     assert "no bsuite CSV logs" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_an_unknown_bsuite_method_is_named_with_the_valid_ones(tmp_path, make_run, capsys):
+    run = make_run(tmp_path / "runs", "bsuite", "small", "catch-0", 0, [], budget=0)
+    log_random_agent(run / "bsuite", "catch/0", 0)
+    for methods, message in ((["nope"], "error: unknown bsuite method 'nope'; valid: small\n"),
+                             (["small", "smal"], "error: unknown bsuite method 'smal' (did you mean small?); valid: small\n")):
+        assert report.main(["bsuite", "--results", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+                            "--methods", *methods]) == 2
+        assert capsys.readouterr().err == message
+    assert not (tmp_path / "out").exists()

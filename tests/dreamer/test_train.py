@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dreamer.config import ConfigError, make_config, to_dict
+from dreamer.config import ConfigError, make_config, override, to_dict
 from dreamer.loop import updates_due
 from dreamer.rundir import RunDir, RunDirBusy, RunDirError, RunIdentity
 from dreamer.train import main, train
@@ -389,3 +389,16 @@ def test_config_without_budget_is_rejected_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="no budget"):
         train(tiny(), functools.partial(make_env, "cartpole", seed=0), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_smallest_budget_with_an_update_makes_one(tmp_path):
+    from dreamer.loop import first_update_frames, updates_in_budget
+
+    config = tiny("run.action_repeat=2")  # 31 steps fill replay; 2 more bring the first update at ratio 8
+    frames = first_update_frames(config.run)
+    assert frames == (32 - 1 + 2) * 2
+    for budget, updates in ((frames - 2, 0), (frames, 1), (frames + 2 * 2, 2)):
+        run = override(config, [f"run.budget={budget}"])
+        assert updates_in_budget(run.run) == updates
+        summary = train(run, functools.partial(make_env, "cartpole", seed=0, repeat=2), tmp_path / str(budget))
+        assert summary["updates"] == updates, budget

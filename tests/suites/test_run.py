@@ -100,6 +100,13 @@ def test_the_estimate_times_eager_updates_of_the_runs_config(monkeypatch):
                                                 "run.budget per run; use --budget FRAMES"),
     (["bsuite", "--set", "run.budget_episodes=10"], "sets run.budget_episodes per run; use --budget FRAMES"),
     (["atari100k", "--set", "size=size1m", "run.seed=3"], "sets run.seed per run; use --seeds N"),
+    # catch at train ratio 1024: 1,023 steps fill replay, the 1,024th brings the first update.
+    (["bsuite", "--tasks", "catch/0", "--budget", "500", "--variant", "cpu_learn"],
+     "a budget of 500 frames ends before the first update: training starts once replay holds "
+     "run.train_start=1024 steps; the smallest budget with an update is --budget 1024"),
+    # Atari: 1,023 steps fill replay, 4 more bring an update at train ratio 256, 4 frames each.
+    (["atari100k", "--budget", "4100"], "the smallest budget with an update is --budget 4108"),
+    (["atari100k", "--results", "FILE"], "is a file, not a folder of runs"),
     pytest.param(["atari100k", "--set", "run.device=cuda"], "built without CUDA",
                  marks=pytest.mark.skipif(torch.backends.cuda.is_built(), reason="this torch has CUDA")),
 ])
@@ -107,7 +114,10 @@ def test_bad_input_is_one_line_naming_the_valid_choices_and_exit_2(tmp_path, cap
     profile = tmp_path / "bad.yaml"
     profile.write_text("partition: gpu\ngpus: 2\n")
     results = tmp_path / "runs"
-    argv = [str(profile) if a == "PROFILE" else a for a in args] + ["--results", str(results)]
+    afile = tmp_path / "README.md"
+    afile.write_text("not a folder")
+    argv = [{"PROFILE": str(profile), "FILE": str(afile)}.get(a, a) for a in args]
+    argv += [] if "--results" in args else ["--results", str(results)]
     assert launcher.main(argv) == 2  # without --dry-run: nothing may be submitted either
     out, err = capsys.readouterr()
     assert out == ""
@@ -223,11 +233,11 @@ def test_dry_run_says_the_gpus_are_missing_and_what_a_run_costs_here(tmp_path, c
     assert not tmp_path.joinpath("bsuite").exists()
     assert note == ("note: bsuite asks for 1 GPU per run and this machine has 0: local runs train where "
                     "run.device says (auto: the CPU)")
-    # (2,000 frames − 1,024 before training starts) × train ratio 1,024 / (16 × 64 steps per batch)
-    found = re.fullmatch(r"cost here: 976 updates per run × ([\d.e-]+) s per update ≈ ([\d.e-]+) h per run; "
+    # (2,000 frames − 1,023 before training starts) × train ratio 1,024 / (16 × 64 steps per batch)
+    found = re.fullmatch(r"cost here: 977 updates per run × ([\d.e-]+) s per update ≈ ([\d.e-]+) h per run; "
                          r"1 run, 1 at a time ≈ \2 h", estimate)
     assert found, estimate
-    assert float(found.group(2)) == pytest.approx(976 * float(found.group(1)) / 3600, rel=0.01)
+    assert float(found.group(2)) == pytest.approx(977 * float(found.group(1)) / 3600, rel=0.01)
     assert re.fullmatch(r"  \(measured: 2 size1m proprio-shaped updates of 16×64 on cpu (float32|bfloat16), "
                         r"1 thread; environment steps not counted\)", measured), measured
     assert dry_run(tmp_path, capsys, "--no-estimate") == [note]

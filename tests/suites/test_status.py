@@ -107,6 +107,12 @@ def test_status_errors_name_the_valid_choices(tmp_path, capsys):
     assert "valid: atari100k" in capsys.readouterr().err
     assert status.main(["atari100k", "--results", str(tmp_path)]) == 0
     assert "no runs of atari100k" in capsys.readouterr().out
+    missing, afile = tmp_path / "nowhere", tmp_path / "file"
+    afile.write_text("x")
+    for path, message in ((missing, f"--results {missing}: no such folder"),
+                          (afile, f"--results {afile} is a file, not a folder of runs")):
+        assert status.main(["atari100k", "--results", str(path)]) == 2
+        assert capsys.readouterr() == ("", f"suites.status: error: {message}\n")
 
 
 def test_a_run_trained_outside_the_launcher_is_running_and_names_its_process(tmp_path, capsys):

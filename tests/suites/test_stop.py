@@ -84,9 +84,11 @@ def test_a_queued_local_job_whose_controller_is_gone_is_not_live(tmp_path, capsy
     (["bsuite", "--tasks", ""], "--tasks names no task; valid: bandit/0,"),
     (["bsuite", "--tasks", "catch/99"], "unknown bsuite task 'catch/99'"),
     (["bsuite", "--variant", "dreamerv4"], "unknown variant directory under"),
+    (["bsuite", "--results", "MISSING"], "MISSING: no such folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     run_dir(tmp_path, "catch-0")
-    assert stop.main(args + ["--results", str(tmp_path)]) == 2
+    args = [str(tmp_path / a) if a == "MISSING" else a for a in args]
+    assert stop.main(args + ([] if "--results" in args else ["--results", str(tmp_path)])) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
