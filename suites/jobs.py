@@ -142,7 +142,7 @@ def local_slot(slot_dir: Path, slots: int):
 class JobRecord:
     """One submission of a run. `stdout`/`stderr`/`result` are submitit's files for the job;
     `started` is the local controller's start time in clock ticks since boot (guards against a
-    reused pid), 0 for slurm."""
+    reused pid), 0 for slurm; `stopped` the time `suites.stop` stopped the job, 0 if it did not."""
 
     executor: str
     job_id: str
@@ -151,6 +151,7 @@ class JobRecord:
     stderr: str
     result: str
     started: int = 0
+    stopped: float = 0.0
 
 
 def write_record(run_dir: Path, record: JobRecord) -> None:

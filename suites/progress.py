@@ -20,13 +20,14 @@ ROWS = 20
 # Without a terminal (a log file, a pipe), the block is printed again when a run changes state,
 # else at most this often.
 PRINT_SECONDS = 60.0
-ORDER = ("running", "failed", "queued", "partial", "new")  # which runs get a line first
+ORDER = ("running", "failed", "stopped", "queued", "partial", "new")  # which runs get a line first
 
 
 @dataclass(frozen=True)
 class Progress:
     """Where one run stands: frames reached, episodes finished, the return of the latest episode,
-    and frames per second over its last log interval (None: not known yet)."""
+    and its frames per second: over its last log interval, else over its whole training time
+    (None: not known yet)."""
 
     frames: int | None = None
     episodes: int | None = None
@@ -43,8 +44,11 @@ def read(run_dir: Path) -> Progress:
         done = None
     metrics, scores = rd.last_line("metrics"), rd.last_line("scores")
     steps = [d["step"] for d in (done, metrics, scores) if d and "step" in d]
+    fps = None
+    if metrics:
+        fps = metrics.get("fps/env") or (metrics["step"] / metrics["time"] if metrics.get("time") else None)
     return Progress(max(steps) if steps else None, (done or metrics or {}).get("episodes"),
-                    scores.get("score") if scores else None, metrics.get("fps/env") if metrics else None)
+                    scores.get("score") if scores else None, fps)
 
 
 def fraction(run: RunConfig, p: Progress) -> float:
@@ -67,17 +71,23 @@ def seconds_left(run: RunConfig, p: Progress) -> float | None:
     return min(frames) / p.fps
 
 
-def block(title: str, runs: list[tuple[str, str, RunConfig, Path]], rows: int = ROWS) -> list[str]:
+def block(title: str, runs: list[tuple[str, str, RunConfig, Path]], rows: int = ROWS,
+          reached: dict | None = None) -> list[str]:
     """The lines shown for runs given as (label, state, run config, run dir): a heading with the
     count per state, one line per run that is not done (running ones first; at most `rows`), and
-    the launch's share done with an ETA."""
+    the launch's share done with an ETA. `reached` (label → frames), kept by the caller across
+    blocks, remembers the most frames each run has shown: a run resumed from its checkpoint redoes
+    the frames after it, and its line says so instead of silently counting back."""
     counts = {}
     for _, state, _, _ in runs:
         counts[state] = counts.get(state, 0) + 1
     heading = f"{title}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     progress = [(label, state, run, read(run_dir)) for label, state, run, run_dir in runs]
     shown = sorted((r for r in progress if r[1] in ORDER), key=lambda r: ORDER.index(r[1]))
-    table = [_row(*r) for r in shown[:rows]]
+    reached = {} if reached is None else reached
+    for label, _, _, p in progress:
+        reached[label] = max(reached.get(label, 0), p.frames or 0)
+    table = [_row(*r, reached[r[0]]) for r in shown[:rows]]
     lines = [f"{heading}  [{time.strftime('%H:%M:%S')}]"]
     if table:
         lines += ["  " + line.rstrip() for line in tabulate(table, tablefmt="plain", disable_numparse=True).splitlines()]
@@ -89,11 +99,13 @@ def block(title: str, runs: list[tuple[str, str, RunConfig, Path]], rows: int = 
     return lines
 
 
-def _row(label: str, state: str, run: RunConfig, p: Progress) -> list[str]:
+def _row(label: str, state: str, run: RunConfig, p: Progress, reached: int) -> list[str]:
     if run.budget:
         done = f"{p.frames or 0:,}/{run.budget:,} frames"
     else:
         done = f"{p.episodes or 0:,}/{run.budget_episodes:,} episodes"
+    if (p.frames or 0) < reached:
+        done += f" (resumed at its checkpoint: redoing {reached - (p.frames or 0):,} frames)"
     left = seconds_left(run, p) if state == "running" else None
     return [label, state, done, f"{fraction(run, p):.0%}", f"ETA {duration(left)}" if left is not None else "",
             f"score {p.score:.4g}" if p.score is not None else ""]

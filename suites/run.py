@@ -39,7 +39,7 @@ EXECUTORS = ("local", "slurm")
 PROFILE_FIELDS = {"partition": str, "account": str, "qos": str, "constraint": str,
                   "gpus_per_task": int, "cpus_per_task": int, "mem_gb": int, "time_min": int,
                   "array_parallelism": int}
-TO_SUBMIT = ("new", "partial", "failed")
+TO_SUBMIT = ("new", "partial", "stopped", "failed")
 # What the processes a launch starts print outside a run (local job controllers), in submitit's folder.
 SUBMISSION_LOG = "submission.log"
 POLL_SECONDS = 5.0
@@ -315,24 +315,31 @@ def detached(fn: Callable[[], T]) -> T:
 def wait(plan: Plan) -> bool:
     """Show the runs' progress (suites/progress.py) until no run is queued or running, then one
     line per run that did not finish, with its error. True if all are done."""
-    display = progress.Display(sys.stderr)
+    display, reached = progress.Display(sys.stderr), {}
     while True:
         refresh(plan)
         live = any(r.state in ("queued", "running") for r in plan.runs)
         runs = [(f"{r.task} seed {r.seed}", r.state, r.config.run, r.run_dir) for r in plan.runs]
-        display.show(progress.block(f"{plan.suite.name} {plan.variant}", runs, display.rows()),
+        display.show(progress.block(f"{plan.suite.name} {plan.variant}", runs, display.rows(), reached),
                      [r.state for r in plan.runs], final=not live)
         if not live:
             break
         time.sleep(POLL_SECONDS)
     failed = [r for r in plan.runs if r.state != "done"]
     for r in failed:
-        print(f"{r.task} seed {r.seed}: {r.state}: {error_line(r.run_dir, r.record) if r.record else 'no job recorded'}",
-              file=sys.stderr)
-    if failed:
+        print(f"{r.task} seed {r.seed}: {r.state}: {why_not_done(r)}", file=sys.stderr)
+    if any(r.state != "stopped" for r in failed):
         print(f"their logs: python -m suites.status {plan.suite.name} --variant {plan.variant} --results {plan.results}",
               file=sys.stderr)
     return not failed
+
+
+def why_not_done(run: PlannedRun) -> str:
+    if run.record is None:
+        return "no job recorded"
+    if run.state == "stopped":
+        return f"by suites.stop at {time.strftime('%H:%M:%S', time.localtime(run.record.stopped))}; the next launch resumes it"
+    return error_line(run.run_dir, run.record)
 
 
 def parser() -> argparse.ArgumentParser:

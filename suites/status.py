@@ -5,6 +5,7 @@ A run's state is one of:
   done     it has finished;
   running  a process holds the run's lock: it is training the run, whether a job or a start by hand;
   queued   its recorded job is in the scheduler but trains nothing yet (local: waits for a slot);
+  stopped  `suites.stop` stopped its recorded job; the next launch resumes it;
   failed   its recorded job ended without finishing the run (error, cancelled, killed, timed out);
   partial  progress on disk but no job recorded (started outside the launcher);
   new      nothing there yet ("missing" in the status table).
@@ -35,7 +36,9 @@ def run_state(run_dir: Path, record: JobRecord | None, job: tuple[str, str] | No
     if rd.holder() is not None:
         return "running"
     if record is not None and job is not None and job[0] != "unknown":
-        return "queued" if job[0] in ("waiting", "running") else "failed"
+        if job[0] in ("waiting", "running"):
+            return "queued"
+        return "stopped" if record.stopped else "failed"
     return "partial" if rd.has_progress() else "new"
 
 

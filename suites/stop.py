@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from dreamer.rundir import RunDir
 from suites.base import SuiteError
-from suites.jobs import JobRecord, SchedulerError, cancel_slurm, process_children, process_start
+from suites.jobs import JobRecord, SchedulerError, cancel_slurm, process_children, process_start, write_record
 from suites.run import select_tasks, task_list
 from suites.status import DEFAULT_RESULTS, expected_runs, states, variant_dirs
 
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         if run.label in problems:
             print(f"{run.label}: not stopped: {problems[run.label]}", file=sys.stderr)
             continue
+        if run.record is not None:
+            write_record(run.run_dir, dataclasses.replace(run.record, stopped=time.time()))
         resumes = ("its checkpoint is kept; the next launch resumes it" if RunDir(run.run_dir).checkpoint.exists()
                    else "no checkpoint yet; the next launch starts it again")
         print(f"{run.label}: {'cancelled' if run.slurm else 'stopped'} ({_job(run)}); {resumes}")

@@ -197,10 +197,13 @@ def test_ctrl_c_leaves_local_runs_going_and_stop_ends_them_to_resume_at_the_next
                               "its checkpoint is kept; the next launch resumes it\n")
     assert jobs.process_start(int(record.job_id)) == 0 and jobs.process_start(trainer[0]) == 0
     assert RunDir(d).holder() is None and not (d / "DONE").exists()
+    table = subprocess.run([sys.executable, "-m", "suites.status", "bsuite", "--results", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120, cwd=REPO).stdout
+    assert "1 runs: 1 stopped" in table and "last log lines" not in table
 
     proc = launch(tmp_path, "--wait", budget=budget)
     assert proc.returncode == 0, proc.stderr
-    assert "1 run: 1 failed; 1 to submit" in proc.stdout
+    assert "1 run: 1 stopped; 1 to submit" in proc.stdout
     check_done_run(tmp_path, 0, "local", budget)
     log = (d / "logs" / f"{jobs.read_record(d).job_id}.log").read_text()
     assert "resuming at step" in log
@@ -240,4 +243,4 @@ def test_stop_ends_local_jobs_still_waiting_for_a_slot(tmp_path):
     assert "KeyboardInterrupt" in (tmp_path / ".submitit" / "bsuite" / f"dreamerv3-budget{BUDGET}" /
                                    "submission.log").read_text()
     again = launch(tmp_path, "--seeds", "2", "--dry-run", "--no-estimate")
-    assert "2 runs: 2 failed; 2 to submit" in again.stdout
+    assert "2 runs: 2 stopped; 2 to submit" in again.stdout

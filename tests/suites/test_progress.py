@@ -47,6 +47,23 @@ def test_block_shows_frames_of_budget_eta_and_score_per_run_and_overall(tmp_path
                          "  … and 1 more not done", "all: 42% done, ETA 23m18s"]
 
 
+def test_a_resumed_run_says_it_redoes_frames_instead_of_counting_back_and_has_an_eta(tmp_path):
+    frames = make_config(["run.budget=4000"]).run
+    d = write_run(tmp_path / "a", {"step": 1920, "time": 96.0, "fps/env": 20.0})
+    reached = {}
+    progress.block("t", [("catch/0 seed 0", "running", frames, d)], reached=reached)
+    # Resumed from a checkpoint at 1,840 frames: its logs were cut back there; the first line
+    # after the resume has no interval rate yet, the run's mean rate (1,840 / 92 s) gives the ETA.
+    (d / "metrics.jsonl").write_text(json.dumps({"step": 1840, "time": 92.0}) + "\n")
+    lines = progress.block("t", [("catch/0 seed 0", "running", frames, d)], reached=reached)
+    assert re.split(r"\s{2,}", lines[1].strip()) == [
+        "catch/0 seed 0", "running", "1,840/4,000 frames (resumed at its checkpoint: redoing 80 frames)", "46%",
+        "ETA 1m48s"]
+    (d / "metrics.jsonl").write_text(json.dumps({"step": 2000, "time": 100.0, "fps/env": 20.0}) + "\n")
+    lines = progress.block("t", [("catch/0 seed 0", "running", frames, d)], reached=reached)
+    assert re.split(r"\s{2,}", lines[1].strip()) == ["catch/0 seed 0", "running", "2,000/4,000 frames", "50%", "ETA 1m40s"]
+
+
 def test_durations_read_at_a_glance():
     assert [progress.duration(s) for s in (0, 59.4, 61, 3599, 3600 * 5 + 7 * 60, 86400 * 2 + 3600 * 4)] == \
         ["0s", "59s", "1m01s", "59m59s", "5h07m", "2d04h"]

@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 import json
 import os
 import pickle
@@ -52,6 +53,16 @@ def test_run_state_of_a_recorded_local_job(tmp_path, alive, outcome, training, e
     assert [s for s, _, _ in status.states([run_dir])] == ["done"]
 
 
+def test_a_job_stopped_by_suites_stop_is_stopped_not_failed(tmp_path, capsys):
+    run_dir = tmp_path / "bsuite" / "v" / "catch-0" / "seed0"
+    write_record(run_dir, dataclasses.replace(local_record(tmp_path, alive=False), stopped=time.time()))
+    RunDir(run_dir).open_logs().close()
+    assert [s for s, _, _ in status.states([run_dir])] == ["stopped"]
+    assert status.main(["bsuite", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"catch/0\s+0\s+stopped", out) and "1 runs: 1 stopped" in out and "last log lines" not in out
+
+
 def test_run_state_without_a_record(tmp_path):
     assert status.run_state(tmp_path / "a", None, None) == "new"
     (tmp_path / "a").mkdir()
@@ -71,9 +82,10 @@ def test_read_last_skips_a_torn_final_line_and_progress_reads_frames_and_score(t
                                            '{"step": 1900, "score": -1.0, "length": 275}\n')
     assert RunDir(tmp_path).last_line("metrics") == {"step": 2000, "time": 2}
     assert RunDir(tmp_path / "missing").last_line("metrics") is None
-    assert progress.read(tmp_path) == progress.Progress(2000, None, -1.0, None)
+    # No interval rate logged: the mean rate over the run's training time.
+    assert progress.read(tmp_path) == progress.Progress(2000, None, -1.0, 1000.0)
     (tmp_path / "DONE").write_text(json.dumps({"step": 2400, "episodes": 9}, indent=2))
-    assert progress.read(tmp_path) == progress.Progress(2400, 9, -1.0, None)
+    assert progress.read(tmp_path) == progress.Progress(2400, 9, -1.0, 1000.0)
 
 
 def test_status_table_shows_states_frames_score_and_the_log_tail_of_failures(tmp_path, capsys):
