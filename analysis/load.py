@@ -187,15 +187,54 @@ def load_runs(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
     return _concat([read_run(d) for d in run_dirs(results, suite, variants)])
 
 
-def settings(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
-    """What each of our methods ran with, from their recorded configs: `method, size, action_repeat` (one
-    row per distinct combination), so reports can say, e.g., which DMC protocol a table used."""
+# The packages whose versions change what a run computes or sees.
+PACKAGES = ("torch", "ale-py", "dm-control", "mujoco", "bsuite")
+# Settings that differ between runs of one method by design.
+_PER_RUN = ("run.seed", "run.budget", "run.budget_episodes")
+
+
+def provenance(results: Path | str, suite: str, variants=None) -> pd.DataFrame:
+    """What each run of ours ran with, from its config.json: one row per run with `method`, `run`
+    (task/seedN), `size`, `action_repeat`, `overrides` (the settings in which its config differs
+    from the suite's own for its task, as `key=value` text: `size=…` first, then what differs
+    from that preset; seeds, budgets and operational settings left out), `versions` (of PACKAGES,
+    as text) and `commit`. Only settings the config records are compared."""
     rows = []
     for run in run_dirs(results, suite, variants):
-        config = read_config(run)
-        rows.append({"method": ours(config["variant"]), "size": config["config"].get("size"),
-                     "action_repeat": config["config"].get("run", {}).get("action_repeat")})
-    return pd.DataFrame(rows, columns=["method", "size", "action_repeat"]).drop_duplicates()
+        record = read_config(run)
+        config = record["config"]
+        rows.append({"method": ours(record["variant"]), "run": f"{record['task']}/seed{record['seed']}",
+                     "size": config.get("size"), "action_repeat": config.get("run", {}).get("action_repeat"),
+                     "overrides": ", ".join(_overrides(suite, record)),
+                     "versions": ", ".join(f"{k} {v}" for k, v in sorted((record.get("versions") or {}).items())
+                                           if k in PACKAGES),
+                     "commit": record.get("git_commit") or ""})
+    return pd.DataFrame(rows, columns=["method", "run", "size", "action_repeat", "overrides", "versions", "commit"])
+
+
+def _overrides(suite: str, record: dict) -> list[str]:
+    """`key=value` for each setting of the recorded config that differs from the suite's own."""
+    from dreamer.config import OPERATIONAL_KEYS, ConfigError, to_dict, upgrade
+    from suites.base import SuiteError
+    from suites.registry import get_suite
+
+    stored = _flat(upgrade(record["config"]))
+    try:
+        own = get_suite(suite).run_config(record["task"], record["seed"])
+        size = [f"size={stored['size']}"] if stored.get("size", own.size) != own.size else []
+        # Widths are compared with the recorded size's preset: `size=…` says the rest.
+        base = _flat(to_dict(get_suite(suite).run_config(record["task"], record["seed"], size)))
+    except (SuiteError, ConfigError):  # a task or size this version does not know
+        return [f"size={stored['size']}"] if "size" in stored else []
+    return size + [f"{k}={v}" for k, v in stored.items()
+                   if k != "size" and k not in _PER_RUN and k not in OPERATIONAL_KEYS and base.get(k, v) != v]
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: tuple(v) if isinstance(v, list) else v})
+    return out
 
 
 def our_variants(results: Path | str, suite: str) -> list[str]:

@@ -123,11 +123,27 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
         raise UsageError(f"no finished episodes of {', '.join(method_order(published, variants))}")
     runs = scoring.run_scores(episodes, rule, suite.budget)
     curves = scoring.run_curves(episodes, rule, suite.budget, CURVE_POINTS)
-    setup = load.settings(results, suite.name, variants)
-    setup = "; ".join(f"{r.method}: {r.size}, action repeat {r.action_repeat}"
-                      for r in setup[setup.method.isin(order)].itertuples())
+    setup = settings_text(load.provenance(results, suite.name, variants), order)
     return _write(out, lambda tmp: _tables_and_figures(suite, runs, curves, order, reps, tmp,
                                                        setup, learned))
+
+
+def settings_text(runs: pd.DataFrame, order: list[str]) -> str:
+    """What each of our methods in `order` ran with (`runs`: analysis.load.provenance), for the
+    captions; a warning naming the runs for each method that mixes configs, package versions or
+    code commits."""
+    parts = []
+    for method in [m for m in order if m in set(runs.method)]:
+        group = runs[runs.method == method]
+        for column, what in (("overrides", "configs"), ("versions", "package versions"), ("commit", "code commits")):
+            if group[column].nunique() > 1:
+                kinds = "; ".join(f"{value or 'none'} ({', '.join(g.run)})" for value, g in group.groupby(column))
+                warnings.warn(f"{method} mixes runs of different {what}: {kinds}")
+        first = group.iloc[0]
+        overrides = " | ".join(dict.fromkeys(group.overrides))
+        parts.append(f"{method}: {first['size']}, action repeat {first['action_repeat']}, "
+                     + (f"overrides {overrides}" if overrides else "the suite's own settings"))
+    return "; ".join(parts)
 
 
 def _write(out: Path, render) -> list[Path]:
@@ -281,10 +297,11 @@ def _bsuite(results: Path, tmp: Path, methods, learned: float | None) -> list[Pa
             raise unknown("bsuite method", name, ours)
     logs = load.load_bsuite(results, methods)
     scores = scoring.bsuite_scores(logs)
+    setup = settings_text(load.provenance(results, "bsuite", methods), [load.ours(m) for m in methods or ours])
     caption = ("bsuite: score per experiment from bsuite's own analysis "
                "(bsuite.experiments.summary_analysis.bsuite_score), mean over seeds; the CSV "
                "also has the seed count and `finished`, whether every bsuite_id of the "
-               "experiment ran its full number of episodes.")
+               f"experiment ran its full number of episodes. Our runs' settings — {setup}.")
     table = scores[["method", "bsuite_env", "type", "score", "seeds", "finished"]]
     display = (table.pivot(index=["bsuite_env", "type"], columns="method", values="score")
                .reindex(columns=list(dict.fromkeys(table.method))).reset_index())

@@ -16,7 +16,11 @@ An environment is any object with:
 - `close()`.
 - optional `resumable = True`: pickling the environment captures its whole state (the episode in
   flight and its random generators), so a checkpoint can store it and a resumed run continues
-  exactly where it stopped. Environments without it are rebuilt on resume (dreamer.train).
+  exactly where it stopped. A resumed run builds the environment with its factory again and calls
+  `restore(state)` on it with those pickled bytes: the state comes back, while what the factory
+  decides now (where the environment writes its own logs: the run directory, which may have moved
+  or been continued into a copy) stays the new one's. Environments without it are rebuilt on
+  resume (dreamer.train).
 
 Environments are built by factories `make_env(index) -> Env`; the factory owns seeding, with
 `env_seed` (seed · 1000 + index).

@@ -3,9 +3,9 @@
 With more than one environment each runs in its own worker process, talking over a pipe; one
 environment runs in-process. Workers start by 'forkserver': they fork from a clean server process
 that imported the main module once, so no CUDA or thread state of the trainer is inherited and N
-workers do not each import torch again. Workers build their environment from the picklable factory `make_env(index)`, or
-unpickle it from a state that `states()` returned earlier (only for environments marked
-`resumable`, see dreamer.env). An exception inside a worker is raised in the trainer with the
+workers do not each import torch again. Workers build their environment from the picklable factory `make_env(index)`, and restore
+it from a state that `states()` returned earlier (only for environments marked `resumable`, see
+dreamer.env). An exception inside a worker is raised in the trainer with the
 worker's traceback attached as a note; the original exception is its cause when it can be pickled.
 """
 from __future__ import annotations
@@ -28,7 +28,9 @@ class _Slot:
     """One environment and the commands the pool sends it."""
 
     def __init__(self, make_env: Callable[[int], Env], index: int, state: bytes | None):
-        self.env = pickle.loads(state) if state is not None else make_env(index)
+        self.env = make_env(index)
+        if state is not None:
+            self.env.restore(state)
 
     def spaces(self):
         return self.env.obs_space, self.env.act_space

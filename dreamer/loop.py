@@ -94,7 +94,9 @@ class Loop:
         n = cfg.envs
         self.starts = 0 if loop is None else loop["starts"] + 1
         states = [None] * n if loop is None else loop["envs"]
-        indices = [i + n * self.starts for i in range(n)]
+        # A restored environment is the one first built; a rebuilt one gets a new index, so it
+        # does not replay the episodes (with their seeds) of an earlier start.
+        indices = [i if states[i] is not None else i + n * self.starts for i in range(n)]
         self.pool = EnvPool(self.make_env, indices, states)
         try:
             self._build()

@@ -117,6 +117,26 @@ class RunDir:
                   "git_commit": _git_commit()}
         self.config.write_text(json.dumps(record, indent=2))
 
+    def continue_into(self, dest: Path | str, identity: RunIdentity, config: dict) -> None:
+        """Copy this finished run into `dest` (which must not exist), to be resumed there to a
+        larger budget: everything but DONE, the lock, the job record and the job logs. Its
+        config.json records `identity` and `config` (the new budget) with the versions and commit
+        the run was started with, and the run it continues. The copy appears whole or not at all."""
+        dest = Path(dest)
+        if dest.exists():
+            raise RunDirError(f"{dest} exists already; a run is continued only into a new directory")
+        record, done = self.read_config(), self.read_done()
+        if record is None or done is None:
+            raise RunDirError(f"{self.path} is not a finished run")
+        tmp = dest.with_name(f".{dest.name}.continuing")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(self.path, tmp, ignore=lambda folder, names: [
+            n for n in names if Path(folder) == self.path and n in (DONE, LOCK, JOB, JOB_LOGS)])
+        record = {**record, **dataclasses.asdict(identity), "config": config,
+                  "continues": {"run": str(self.path), "step": done.get("step")}}
+        (tmp / CONFIG).write_text(json.dumps(record, indent=2))
+        tmp.rename(dest)
+
     def read_config(self) -> dict | None:
         """config.json as written (None when there is none)."""
         if not self.config.exists():

@@ -162,6 +162,15 @@ class BSuite:
         self._env, self._log = pickle.loads(self.__dict__.pop("pickled"))
         self._synced = False
 
+    def restore(self, state: bytes) -> None:
+        """Take back the environment, counters and logged rows of a pickled run; the log is written
+        where this one's factory put it (the run directory now, which may be a continued copy)."""
+        restored = pickle.loads(state)
+        if restored._log is not None and self._log is not None:
+            restored._log.path = self._log.path
+        self._env.close()
+        self.__dict__.update(restored.__dict__)
+
     def close(self) -> None:
         self._env.close()
 

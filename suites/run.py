@@ -12,6 +12,7 @@ import argparse
 import math
 import os
 import pickle
+import re
 import shlex
 import shutil
 import signal
@@ -58,6 +59,7 @@ class PlannedRun:
     identity: RunIdentity
     state: str = "new"
     record: JobRecord | None = None
+    source: Path | None = None  # the finished shorter run this one continues (--continue-from)
 
 
 @dataclass
@@ -114,8 +116,14 @@ def select_tasks(suite: Suite, tasks: list[str] | None) -> list[str]:
 
 def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: list[str] = (),
               tasks: list[str] | None = None, budget: int | None = None,
-              results: Path = DEFAULT_RESULTS, profile: dict | None = None) -> Plan:
+              results: Path = DEFAULT_RESULTS, profile: dict | None = None, name: str | None = None,
+              continue_from: int | None = None) -> Plan:
     """One PlannedRun per (task, seed) with its resolved config and current state; creates nothing.
+
+    Runs live in the directory of `name`, else of the variant when the `sets` overrides change
+    nothing a run computes, else of the variant and those overrides (`dirname`); shortened runs
+    in `{that}-budget{budget}`. With `continue_from`, each run not started yet continues the
+    finished run of the same settings shortened to that many frames (a copy of it: `continue_run`).
 
     Raises SuiteError / ConfigError naming the valid choices for a bad suite, task, variant,
     protocol knob, config key or setting, and for a run dir that was started with another config."""
@@ -134,26 +142,64 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
     config_overrides, protocol = get_variant(variant).overrides(suite.name)
     protocol = suite.check_protocol(protocol)
     overrides = [*config_overrides, *sets]
-    dirname = variant_dir(variant, budget)
+    name = dirname(suite, variant, config_overrides, sets, tasks[0], name)
+    if continue_from is not None and (budget is None or not 0 < continue_from < budget):
+        raise SuiteError(f"--continue-from {continue_from} needs a larger --budget FRAMES (the runs' new budget)")
     results = Path(results).absolute()
     runs = []
     for task in tasks:
         for seed in range(seeds):
-            identity = RunIdentity(suite.name, task, dirname, seed, protocol, budget is not None)
-            runs.append(PlannedRun(task, seed, run_dir(results, suite.name, dirname, task, seed),
+            identity = RunIdentity(suite.name, task, variant_dir(name, budget), seed, protocol, budget is not None)
+            runs.append(PlannedRun(task, seed, run_dir(results, suite.name, variant_dir(name, budget), task, seed),
                                    suite.run_config(task, seed, overrides, budget), identity))
     for run in runs:
         suite.check_settings(run.config, protocol)
         _check_updates(run.config)
         _check_same_config(run)
-    plan = Plan(suite, dirname, overrides, runs, resources(suite, profile or {}), profile or {}, results)
+    plan = Plan(suite, variant_dir(name, budget), overrides, runs, resources(suite, profile or {}), profile or {},
+                results)
     refresh(plan)
+    if continue_from is not None:
+        for run in plan.runs:
+            if run.state == "new":
+                run.source = _source(plan, run, variant_dir(name, continue_from))
     return plan
+
+
+def dirname(suite: Suite, variant: str, variant_overrides: list[str], sets: list[str], task: str,
+            name: str | None) -> str:
+    """The directory of the runs of `variant` with `sets` overrides: `name` when given; else the
+    variant's, when the overrides change nothing a run computes (they may set what is operational,
+    such as run.device); else the variant's followed by each override that changes it, e.g.
+    `dreamerv3+size=size1m+run.train_ratio=64`, so that a report never labels them as the variant."""
+    if name is not None:
+        if not re.fullmatch(r"[\w.=+,-]+", name):
+            raise SuiteError(f"--name {name!r} is not a folder name of letters, digits and . _ = + , -")
+        return name
+    changed = {line.split(":")[0] for line in
+               resume_diff(to_dict(suite.run_config(task, 0, variant_overrides)),
+                           suite.run_config(task, 0, [*variant_overrides, *sets]))}
+    last = {key.strip(): value.strip() for key, _, value in (s.partition("=") for s in sets)}
+    parts = [f"{key}={value}" for key, value in last.items() if key in changed]
+    return "+".join([variant, *(re.sub(r"[^\w.=,-]", "_", p) for p in parts)])
 
 
 def variant_dir(variant: str, budget: int | None) -> str:
     """The directory of a variant's runs; shortened runs live apart, in {variant}-budget{N}."""
     return variant if budget is None else f"{variant}-budget{budget}"
+
+
+def _source(plan: Plan, run: PlannedRun, source_dirname: str) -> Path:
+    """The finished run that `run` continues: the same task, seed and settings in `source_dirname`."""
+    source = RunDir(run_dir(plan.results, plan.suite.name, source_dirname, run.task, run.seed))
+    if not source.done.exists():
+        why = "it has not finished" if source.has_progress() else "there is no such run"
+        raise SuiteError(f"--continue-from: {source.path} cannot be continued: {why}")
+    record = source.read_config()
+    diff = [d for d in resume_diff(record["config"], run.config) if not d.startswith("run.budget:")]
+    if diff:
+        raise SuiteError(f"--continue-from: {source.path} ran with other settings ({'; '.join(diff[:5])})")
+    return source.path
 
 
 def _check_updates(config: Config) -> None:
@@ -199,13 +245,17 @@ def resources_text(r: Resources) -> str:
 
 def print_plan(plan: Plan, executor: str) -> None:
     res = resources_text(plan.resources)
-    rows = [[r.task, r.seed, budget_text(r.config), res, r.state,
-             f"{r.record.executor} {r.record.job_id}" if r.record and r.state in ("queued", "running") else ""]
-            for r in plan.runs]
+    rows = [[r.task, r.seed, budget_text(r.config), res, r.state, _job_text(r)] for r in plan.runs]
     print(f"suite {plan.suite.name}, variant {plan.variant}, executor {executor}, results {plan.results}")
     print(f"config: the suite's ({' '.join(plan.suite.config)}), then {' '.join(plan.overrides) or 'no overrides'}")
     print(tabulate(rows, headers=["task", "seed", "budget", "resources", "state", "job"]))
     print(summary(plan))
+
+
+def _job_text(run: PlannedRun) -> str:
+    if run.source is not None:
+        return f"continues {run.source.parent.parent.name}"
+    return f"{run.record.executor} {run.record.job_id}" if run.record and run.state in ("queued", "running") else ""
 
 
 def summary(plan: Plan) -> str:
@@ -227,6 +277,9 @@ def submit(plan: Plan, executor: str) -> list[PlannedRun]:
     """Submit every run that needs it as one batch (one job array on SLURM), from a process of its
     own session (`detached`); each job is recorded in its run dir. Returns the submitted runs."""
     todo = [r for r in plan.runs if r.state in TO_SUBMIT]
+    for run in todo:
+        if run.source is not None:
+            RunDir(run.source).continue_into(run.run_dir, run.identity, to_dict(run.config))
     if todo:
         for run, record in zip(todo, detached(lambda: _submit(plan, executor, todo))):
             run.record = record
@@ -363,8 +416,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. --set run.train_ratio=64 size=size1m")
     p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
+    p.add_argument("--name", help="the folder (and report label) of these runs (default: the variant's, followed by "
+                                  "each --set override that changes what the runs compute, e.g. "
+                                  "dreamerv3+size=size1m)")
     p.add_argument("--budget", type=int, metavar="FRAMES",
                    help="shortened runs of this many frames, kept in {variant}-budget{FRAMES}")
+    p.add_argument("--continue-from", type=int, metavar="FRAMES",
+                   help="start each run by continuing the finished run of the same settings shortened to "
+                        "FRAMES (copied from {variant}-budget{FRAMES}, which stays as it is) to --budget")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="runs folder (default %(default)s)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan and exit; creates nothing. With the local executor it also says "
@@ -380,12 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return launch(args)
-    except KeyboardInterrupt:
-        if args.dry_run:
-            print("suites.run: interrupted", file=sys.stderr)
-        else:
-            print(f"suites.run: interrupted; submitted runs go on; stop them with: {stop_command(args)}",
-                  file=sys.stderr)
+    except KeyboardInterrupt:  # before anything was submitted
+        print("suites.run: interrupted", file=sys.stderr)
         return 130
 
 
@@ -395,7 +450,7 @@ def launch(args: argparse.Namespace) -> int:
             raise SuiteError("--executor slurm needs --profile FILE (e.g. slurm/profiles/local.yaml)")
         profile = load_profile(args.profile) if args.profile else {}
         plan = make_plan(args.suite, args.seeds, args.variant, args.sets, task_list(args.tasks), args.budget,
-                         args.results, profile)
+                         args.results, profile, args.name, args.continue_from)
     except (SuiteError, ConfigError) as e:
         print(f"suites.run: error: {e}", file=sys.stderr)
         return 2
@@ -423,6 +478,10 @@ def launch(args: argparse.Namespace) -> int:
     except SchedulerError as e:
         print(f"suites.run: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"suites.run: interrupted; submitted runs go on; stop them with: {stop_command(args, plan.variant)}",
+              file=sys.stderr)
+        return 130
 
 
 def print_cost(plan: Plan, measure: bool) -> None:
@@ -443,9 +502,9 @@ def print_cost(plan: Plan, measure: bool) -> None:
         print(line)
 
 
-def stop_command(args: argparse.Namespace) -> str:
-    """The `suites.stop` command for the runs of this launch."""
-    command = ["python", "-m", "suites.stop", args.suite, "--variant", variant_dir(args.variant, args.budget)]
+def stop_command(args: argparse.Namespace, variant: str) -> str:
+    """The `suites.stop` command for the runs of this launch, which live in `variant`'s directory."""
+    command = ["python", "-m", "suites.stop", args.suite, "--variant", variant]
     if args.tasks is not None:
         command += ["--tasks", args.tasks]
     if args.results.absolute() != DEFAULT_RESULTS.absolute():

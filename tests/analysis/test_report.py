@@ -139,7 +139,7 @@ def test_mixed_budgets_are_refused_unless_pooled(tmp_path, baselines, our_runs, 
     caption = (out / "aggregate.md").read_text()
     assert f"scored on episodes ending in [{lo:,.0f}, {hi:,.0f}]" in caption
     assert "dreamerv3 (ours): 2 seeds on each of 2 tasks" in caption
-    assert "Our runs' settings — dreamerv3 (ours): size200m, action repeat 4;" in caption
+    assert "Our runs' settings — dreamerv3 (ours): size200m, action repeat 4, the suite's own settings;" in caption
     assert caption.startswith("atari100k, 2 tasks (of 26: those every method has): aggregate")
     per_task = pd.read_csv(out / "per_task.csv").set_index("task")
     assert per_task.loc["atari_pong", "dreamerv3 (ours)"] == pytest.approx(-2.5)
@@ -207,3 +207,34 @@ def test_point_estimates_use_every_seed_of_tasks_with_unequal_seeds(tmp_path, ba
     table = pd.read_csv(out / "aggregate.csv").set_index("metric")
     assert table.loc["mean", "value"] == pytest.approx((pong + norm[("atari_breakout", 0)]) / 2)
     assert "Point estimates use every run" in (out / "aggregate.md").read_text()
+
+
+def test_captions_list_each_methods_overrides_and_mixed_runs_are_named(tmp_path, make_run):
+    from analysis import load
+    from dreamer.config import to_dict
+    from suites.registry import get_suite
+
+    suite = get_suite("atari100k")
+
+    def run(variant, seed, overrides=(), torch="2.13.0", commit="abc"):
+        path = make_run(tmp_path, "atari100k", variant, "atari_pong", seed, [(1000, 1.0)], budget=440_000)
+        record = json.loads((path / "config.json").read_text())
+        record["config"] = to_dict(suite.run_config("atari_pong", seed, list(overrides)))
+        record["versions"] = {"torch": torch, "ale-py": "0.12.1", "numpy": "2.0"}
+        record["git_commit"] = commit
+        (path / "config.json").write_text(json.dumps(record))
+
+    run("dreamerv3", 0)
+    run("dreamerv3", 1, torch="2.14.1")  # another torch: named
+    run("small", 0, ["size=size1m", "run.train_ratio=64", "agent.compile=true"])  # compile is operational
+    run("small", 1, ["size=size1m", "run.train_ratio=64"], commit="def")  # another commit: named
+    runs = load.provenance(tmp_path, "atari100k")
+    assert set(runs.overrides) == {"", "size=size1m, run.train_ratio=64.0"}
+    with pytest.warns(UserWarning) as caught:
+        text = report.settings_text(runs, ["dreamerv3", "dreamerv3 (ours)", "small (ours)"])
+    assert text == ("dreamerv3 (ours): size200m, action repeat 4, the suite's own settings; "
+                    "small (ours): size1m, action repeat 4, overrides size=size1m, run.train_ratio=64.0")
+    assert sorted(str(w.message) for w in caught) == [
+        "dreamerv3 (ours) mixes runs of different package versions: ale-py 0.12.1, torch 2.13.0 "
+        "(atari_pong/seed0); ale-py 0.12.1, torch 2.14.1 (atari_pong/seed1)",
+        "small (ours) mixes runs of different code commits: abc (atari_pong/seed0); def (atari_pong/seed1)"]

@@ -7,6 +7,8 @@ pickle holds the cart-pole state, the episode counters and gymnasium's generator
 """
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
 
@@ -41,6 +43,10 @@ class CartPole:
         self.length += 1
         self.done = terminal or self.length >= 500
         return self._obs(state, reward, last=self.done, terminal=terminal)
+
+    def restore(self, state: bytes) -> None:
+        self.env.close()
+        self.__dict__.update(pickle.loads(state).__dict__)
 
     def _obs(self, state, reward, first=False, last=False, terminal=False) -> dict:
         return {"vector": np.asarray(state, np.float32), **signals(reward, first, last, terminal)}

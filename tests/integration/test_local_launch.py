@@ -6,6 +6,7 @@ checkpoint every second. The helpers are shared with test_slurm.py.
 import fcntl
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from suites import run as launcher
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "slurm" / "profiles" / "local.yaml"  # 1 CPU per run, 2 at once
 BUDGET = 400
+NAME = "tiny"  # the runs' folder: their settings are not the fixed config's
 TINY = ["size=size1m", "run.batch_size=2", "run.batch_length=8", "run.train_ratio=2", "run.train_start=32",
         "run.checkpoint_every=1"]
 
@@ -30,7 +32,7 @@ TINY = ["size=size1m", "run.batch_size=2", "run.batch_length=8", "run.train_rati
 def launch_command(results: Path, *args: str, budget: int = BUDGET) -> list[str]:
     sets = [a for s in TINY for a in ("--set", s)]
     return [sys.executable, "-m", "suites.run", "bsuite", "--tasks", "catch/0", "--budget", str(budget), *sets,
-            "--profile", str(PROFILE), "--results", str(results), *args]
+            "--name", NAME, "--profile", str(PROFILE), "--results", str(results), *args]
 
 
 def launch(results: Path, *args: str, budget: int = BUDGET) -> subprocess.CompletedProcess:
@@ -39,7 +41,7 @@ def launch(results: Path, *args: str, budget: int = BUDGET) -> subprocess.Comple
 
 
 def run_dir(results: Path, seed: int, budget: int = BUDGET) -> Path:
-    return results / "bsuite" / f"dreamerv3-budget{budget}" / "catch-0" / f"seed{seed}"
+    return results / "bsuite" / f"tiny-budget{budget}" / "catch-0" / f"seed{seed}"
 
 
 def steps(path: Path) -> list[int]:
@@ -51,7 +53,7 @@ def check_done_run(results: Path, seed: int, executor: str, budget: int = BUDGET
     resume where the checkpoint left them, so a resumed run's episodes end where an uninterrupted
     run's do."""
     d = run_dir(results, seed, budget)
-    assert RunDir(d).identity() == RunIdentity("bsuite", "catch/0", f"dreamerv3-budget{budget}", seed, {}, True)
+    assert RunDir(d).identity() == RunIdentity("bsuite", "catch/0", f"tiny-budget{budget}", seed, {}, True)
     config = json.loads((d / "config.json").read_text())["config"]
     assert config["size"] == "size1m" and config["run"]["budget"] == budget
     assert (d / "checkpoint").is_dir()
@@ -104,7 +106,7 @@ def kill_after_first_checkpoint(results: Path, *sets: str) -> None:
     deadline = time.time() + 30
     while True:
         plan = launcher.make_plan("bsuite", 1, sets=[*TINY, *sets], tasks=["catch/0"], budget=BUDGET,
-                                  results=results)
+                                  results=results, name=NAME)
         if plan.runs[0].state != "running" or time.time() > deadline:
             break
         time.sleep(0.5)
@@ -145,6 +147,37 @@ def test_a_killed_and_resumed_bsuite_run_scores_as_its_uninterrupted_twin(tmp_pa
     pd.testing.assert_frame_equal(scoring.bsuite_scores(logs[0]), scoring.bsuite_scores(logs[1]))
 
 
+def test_finished_runs_continue_to_a_larger_budget_as_if_never_stopped(tmp_path):
+    """--continue-from copies each finished shorter run and resumes the copy to the new budget:
+    its logs are those of a run launched with the larger budget, and the shorter run stays as it was."""
+    same = ["--set", "run.deterministic=true", "run.log_every=0"]
+    assert launch(tmp_path, "--wait", *same, budget=200).returncode == 0
+    short = run_dir(tmp_path, 0, 200)
+    before = {p.relative_to(short): p.read_bytes() for p in short.rglob("*") if p.is_file() and p.name != "lock"}
+    dry = launch(tmp_path, "--dry-run", "--no-estimate", "--continue-from", "200", *same)
+    assert re.search(r"catch/0\s+0\s+400 frames\s+.*new\s+continues tiny-budget200", dry.stdout), dry.stdout
+    proc = launch(tmp_path, "--wait", "--continue-from", "200", *same)
+    assert proc.returncode == 0, proc.stderr
+    twin = launch(tmp_path / "twin", "--wait", *same)
+    assert twin.returncode == 0, twin.stderr
+    continued, uninterrupted = run_dir(tmp_path, 0), run_dir(tmp_path / "twin", 0)
+    assert json.loads((continued / "DONE").read_text())["step"] == 400
+    assert json.loads((continued / "config.json").read_text())["continues"] == {"run": str(short), "step": 200}
+    assert "resuming at step 200" in resumed_log(tmp_path)
+    assert (continued / "scores.jsonl").read_bytes() == (uninterrupted / "scores.jsonl").read_bytes()
+    untimed = [[{k: v for k, v in json.loads(line).items() if k not in ("time", "fps/env", "fps/train")}
+                for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (continued, uninterrupted)]
+    assert untimed[0] == untimed[1]
+    logs = [load.load_bsuite(results) for results in (tmp_path, tmp_path / "twin")]
+    logs[0] = logs[0][logs[0].method == "tiny-budget400 (ours)"]
+    pd.testing.assert_frame_equal(logs[0].drop(columns="results_dir").reset_index(drop=True),
+                                  logs[1].drop(columns="results_dir").reset_index(drop=True))
+    after = {p.relative_to(short): p.read_bytes() for p in short.rglob("*") if p.is_file() and p.name != "lock"}
+    assert after == before
+    bad = launch(tmp_path, "--wait", "--continue-from", "300", *same, budget=500)
+    assert bad.returncode == 2 and "tiny-budget300/catch-0/seed0 cannot be continued: there is no such run" in bad.stderr
+
+
 def test_a_failing_run_is_reported_with_its_error_in_one_line(tmp_path):
     broken = run_dir(tmp_path, 0) / "checkpoint"
     broken.mkdir(parents=True)
@@ -157,7 +190,7 @@ def test_a_failing_run_is_reported_with_its_error_in_one_line(tmp_path):
     assert len(failure) == 1 and "Traceback" not in proc.stderr
     assert failure[0].startswith(f"catch/0 seed 0: failed: dreamer.rundir.RunDirError: {broken / 'loop.pt'} is "
                                  "unreadable (")
-    assert proc.stderr.endswith(f"their logs: python -m suites.status bsuite --variant dreamerv3-budget{BUDGET} "
+    assert proc.stderr.endswith(f"their logs: python -m suites.status bsuite --variant tiny-budget{BUDGET} "
                                 f"--results {tmp_path.absolute()}\n")
     table = subprocess.run([sys.executable, "-m", "suites.status", "bsuite", "--results", str(tmp_path)],
                            capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -188,12 +221,12 @@ def test_ctrl_c_leaves_local_runs_going_and_stop_ends_them_to_resume_at_the_next
     assert waiting.returncode == 130 and "Traceback" not in out + err
     interrupted = err.splitlines()[-1]
     assert interrupted == ("suites.run: interrupted; submitted runs go on; stop them with: python -m suites.stop "
-                           f"bsuite --variant dreamerv3-budget{budget} --tasks catch/0 --results {tmp_path}")
+                           f"bsuite --variant tiny-budget{budget} --tasks catch/0 --results {tmp_path}")
     assert jobs.process_start(int(record.job_id)) == record.started and RunDir(d).holder() is not None
 
     stopped = subprocess.run(stop_command(interrupted), capture_output=True, text=True, timeout=120, cwd=REPO)
     assert stopped.returncode == 0, stopped.stderr
-    assert stopped.stdout == (f"dreamerv3-budget{budget} catch/0 seed 0: stopped (local job {record.job_id}); "
+    assert stopped.stdout == (f"tiny-budget{budget} catch/0 seed 0: stopped (local job {record.job_id}); "
                               "its checkpoint is kept; the next launch resumes it\n")
     assert jobs.process_start(int(record.job_id)) == 0 and jobs.process_start(trainer[0]) == 0
     assert RunDir(d).holder() is None and not (d / "DONE").exists()
@@ -236,11 +269,11 @@ def test_stop_ends_local_jobs_still_waiting_for_a_slot(tmp_path):
             f.close()
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stdout.splitlines() == [
-        f"dreamerv3-budget{BUDGET} catch/0 seed {s}: stopped (local job {r.job_id}); no checkpoint yet; the next "
+        f"tiny-budget{BUDGET} catch/0 seed {s}: stopped (local job {r.job_id}); no checkpoint yet; the next "
         "launch starts it again" for s, r in zip((0, 1), records)]
     assert [jobs.process_start(pid) for pid in processes] == [0] * 4
     # What the stopped controllers printed went to the launch's log, not to a terminal.
-    assert "KeyboardInterrupt" in (tmp_path / ".submitit" / "bsuite" / f"dreamerv3-budget{BUDGET}" /
+    assert "KeyboardInterrupt" in (tmp_path / ".submitit" / "bsuite" / f"tiny-budget{BUDGET}" /
                                    "submission.log").read_text()
     again = launch(tmp_path, "--seeds", "2", "--dry-run", "--no-estimate")
     assert "2 runs: 2 stopped; 2 to submit" in again.stdout

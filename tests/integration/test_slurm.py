@@ -171,7 +171,7 @@ def test_stop_cancels_slurm_jobs_and_the_next_launch_resumes_them(cluster, tmp_p
     stopped = subprocess.run([sys.executable, "-m", "suites.stop", "bsuite", "--tasks", "catch/0", "--results",
                               str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert stopped.returncode == 0, stopped.stderr
-    assert stopped.stdout == (f"dreamerv3-budget{LONG} catch/0 seed 0: cancelled (slurm job {job}); its checkpoint "
+    assert stopped.stdout == (f"tiny-budget{LONG} catch/0 seed 0: cancelled (slurm job {job}); its checkpoint "
                               "is kept; the next launch resumes it\n")
     # It returns once slurm has ended the job: a launch right after resubmits the run.
     assert sacct(job)[0].startswith(f"{job}|CANCELLED") and RunDir(d).holder() is None

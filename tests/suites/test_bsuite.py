@@ -82,7 +82,8 @@ def test_a_restored_environment_continues_its_episodes_counters_and_log(tmp_path
     play(killed, 0, 125)
     checkpoint = pickle.dumps(killed)  # in the middle of episode 13
     play(killed, 125, 200)  # logs episodes 14, 17 and 20, then the run is killed
-    resumed = pickle.loads(checkpoint)
+    resumed = make_env("catch/0", 0, 0, logdir=str(tmp_path / "killed"))  # as a resumed run builds it
+    resumed.restore(checkpoint)
     for got, want in zip(play(resumed, 125, 250), expected[125:], strict=True):
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
@@ -91,11 +92,26 @@ def test_a_restored_environment_continues_its_episodes_counters_and_log(tmp_path
     assert list(pd.read_csv(csv_path(tmp_path / "twin", "catch/0"))["episode"]) == [*range(1, 11), 12, 14, 17, 20, 25]
 
 
+def test_a_restored_environment_logs_where_its_run_is_now(tmp_path):
+    # A run continued in a copy of its directory (or moved) logs into the copy; the original stays.
+    env = make_env("catch/0", 0, 0, logdir=str(tmp_path / "short"))
+    play(env, 0, 125)
+    state = pickle.dumps(env)
+    before = csv_path(tmp_path / "short", "catch/0").read_bytes()
+    continued = make_env("catch/0", 0, 0, logdir=str(tmp_path / "long"))
+    continued.restore(state)
+    play(continued, 125, 250)
+    assert csv_path(tmp_path / "short", "catch/0").read_bytes() == before
+    logged = pd.read_csv(csv_path(tmp_path / "long", "catch/0"))
+    assert list(logged["episode"]) == [*range(1, 11), 12, 14, 17, 20, 25]
+
+
 @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if not e.startswith("mnist")])
 def test_every_experiment_resumes_where_it_stopped(experiment):
     env = make_env(f"{experiment}/0", 0, 0, logdir=None)
     play(env, 0, 30)
-    resumed = pickle.loads(pickle.dumps(env))
+    resumed = make_env(f"{experiment}/0", 0, 0, logdir=None)
+    resumed.restore(pickle.dumps(env))
     for got, want in zip(play(resumed, 30, 90), play(env, 30, 90), strict=True):
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])

@@ -150,10 +150,11 @@ def test_plan_resolves_suite_variant_and_set_overrides_per_run(tmp_path):
                               ["dmc_walker_walk", "dmc_walker_walk"], results=tmp_path)
     assert [(r.task, r.seed) for r in plan.runs] == [("dmc_walker_walk", 0), ("dmc_walker_walk", 1)]
     run = plan.runs[1]
-    assert run.run_dir == tmp_path / "dmc_proprio" / "dmc2412" / "dmc_walker_walk" / "seed1"
+    # The override changes what the variant computes: the runs live apart from dmc2412's own.
+    assert run.run_dir == tmp_path / "dmc_proprio" / "dmc2412+run.train_ratio=64" / "dmc_walker_walk" / "seed1"
     assert (run.config.run.seed, run.config.run.train_ratio, run.config.run.action_repeat) == (1, 64.0, 1)
     assert (run.config.size, run.config.run.budget, run.config.run.budget_episodes) == ("size1m", 500_000, 0)
-    assert run.identity == RunIdentity("dmc_proprio", "dmc_walker_walk", "dmc2412", 1, {}, False)
+    assert run.identity == RunIdentity("dmc_proprio", "dmc_walker_walk", "dmc2412+run.train_ratio=64", 1, {}, False)
     assert run.state == "new" and not tmp_path.joinpath("dmc_proprio").exists()
 
 
@@ -178,7 +179,8 @@ def test_a_run_resumes_only_with_the_config_it_started_with(tmp_path):
     # Operational settings may change between starts (dreamer.config.OPERATIONAL_KEYS).
     launcher.make_plan("bsuite", 1, sets=["run.checkpoint_every=5"], tasks=["catch/0"], results=tmp_path)
     with pytest.raises(launcher.ConfigError, match=r"another config \(run.train_ratio: 1024.0 → 64.0\)"):
-        launcher.make_plan("bsuite", 1, sets=["run.train_ratio=64"], tasks=["catch/0"], results=tmp_path)
+        launcher.make_plan("bsuite", 1, sets=["run.train_ratio=64"], tasks=["catch/0"], results=tmp_path,
+                           name="dreamerv3")
 
 
 def test_done_and_live_runs_are_not_submitted(tmp_path, capsys):
@@ -256,7 +258,8 @@ def test_the_estimate_says_in_one_line_why_it_has_no_hours(tmp_path, capsys, mon
 
     monkeypatch.setattr(launcher.cost, "measure", no_memory)
     assert dry_run(tmp_path, capsys) == ["cost here: not measured (MemoryError: cannot allocate 40 GB)"]
-    run = launcher.make_plan("bsuite", 1, tasks=["catch/0"], budget=2000, results=tmp_path).runs[0]
+    run = launcher.make_plan("bsuite", 1, tasks=["catch/0"], budget=2000, sets=["size=size1m"],
+                             results=tmp_path).runs[0]
     run.run_dir.mkdir(parents=True)
     (run.run_dir / "DONE").write_text("{}")
     assert dry_run(tmp_path, capsys)[-1:] == ["cost here: nothing to submit"]
@@ -268,8 +271,25 @@ def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_stop_them(tmp_path,
 
     monkeypatch.setattr(launcher, "wait", interrupted)
     monkeypatch.setattr(launcher, "submit", lambda plan, executor: [])
-    assert launcher.main(["bsuite", "--tasks", "catch/0,catch/1", "--budget", "400", "--results", str(tmp_path),
-                          "--wait"]) == 130
+    assert launcher.main(["bsuite", "--tasks", "catch/0,catch/1", "--budget", "2000", "--set", "size=size1m",
+                          "--results", str(tmp_path), "--wait"]) == 130
     err = capsys.readouterr().err
     assert err == ("suites.run: interrupted; submitted runs go on; stop them with: python -m suites.stop bsuite "
-                   f"--variant dreamerv3-budget400 --tasks catch/0,catch/1 --results {tmp_path}\n")
+                   f"--variant dreamerv3+size=size1m-budget2000 --tasks catch/0,catch/1 --results {tmp_path}\n")
+
+
+def test_runs_whose_config_is_not_the_variants_live_in_a_folder_of_their_own():
+    def folder(*sets, **kwargs):
+        return launcher.make_plan("atari100k", 1, sets=list(sets), tasks=["atari_pong"], **kwargs).variant
+
+    assert folder() == "dreamerv3"
+    # What changes nothing a run computes keeps the variant's folder.
+    assert folder("size=size200m", "run.device=cpu", "agent.compile=true", "run.log_every=5") == "dreamerv3"
+    assert folder("size=size1m") == "dreamerv3+size=size1m"
+    assert folder("run.device=cpu", "size=size1m", "run.train_ratio=64", "size=size12m",
+                  budget=20_000) == "dreamerv3+size=size12m+run.train_ratio=64-budget20000"
+    assert folder("agent.enc.mults=(2,3,4,4,4)", budget=20_000) == "dreamerv3+agent.enc.mults=_2,3,4,4,4_-budget20000"
+    assert folder("size=size1m", name="small", budget=20_000) == "small-budget20000"
+    assert launcher.make_plan("atari100k", 1, "cpu_atari", tasks=["atari_pong"]).variant == "cpu_atari"
+    with pytest.raises(SuiteError, match="--name 'a/b' is not a folder name"):
+        folder("size=size1m", name="a/b")
