@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamer.config import PRECISIONS, AgentConfig, HeadConfig, RSSMConfig
-from dreamer.distributions import (Policy, bernoulli_loss, categorical_kl, kl_losses, symlog, twohot_bins,
+from dreamer.distributions import (Policy, bernoulli_loss, categorical_kl, kl_losses, symexp, symlog, twohot_bins,
                                    twohot_mean, twohot_nll)
 from dreamer.env import Space, agent_keys
 from dreamer.nets import MLP, ConvDecoder, ConvEncoder, Linear
@@ -124,6 +124,23 @@ class Decoder(nn.Module):
             stats = {"rec/nonzero": Masked(err.detach(), nonzero), "rec/zero": Masked(err.detach(), ~nonzero)}
         return loss, stats
 
+    def predict(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Feature (N, F) → the prediction of each observation key, in its own units: images (N, H,
+        W, C) uint8, vectors (N, dims) float32 (discrete keys as their one-hot encoding)."""
+        out = {}
+        if self.image_keys:
+            image = (self.cnn(feat).float() * 255).round().clamp(0, 255).to(torch.uint8)
+            out.update(zip(self.image_keys, image.split([self.spaces[k].shape[-1] for k in self.image_keys], -1)))
+        if self.vector_keys:
+            vector = symexp(self.mlp(feat).float())
+            out.update(zip(self.vector_keys, vector.split([_vector_dim(self.spaces[k]) for k in self.vector_keys], -1)))
+        return out
+
+    def truth(self, obs: dict) -> dict[str, torch.Tensor]:
+        """Observations (N, ...) per key in the form `predict` gives them."""
+        return {**{k: obs[k] for k in self.image_keys},
+                **{k: _vectors(obs, [k], self.spaces) for k in self.vector_keys}}
+
 
 def lambda_return(reward, cont, boot, lam, last=None):
     """λ-returns (dreamer/README.md, "Imagination and returns"). reward, cont, boot, last: (N, L+1) → (N, L).
@@ -150,10 +167,12 @@ class ReturnNorm(nn.Module):
         self.register_buffer("hi", torch.zeros(()))
 
     @torch.no_grad()
-    def update(self, ret: torch.Tensor) -> torch.Tensor:
-        lo, hi = torch.quantile(ret.detach().float().flatten(), self.q)
-        self.lo.lerp_(lo, 1 - self.decay)
-        self.hi.lerp_(hi, 1 - self.decay)
+    def update(self, ret: torch.Tensor, update: bool = True) -> torch.Tensor:
+        """The scale after moving the EMAs towards `ret`'s percentiles (only with `update`)."""
+        if update:
+            lo, hi = torch.quantile(ret.detach().float().flatten(), self.q)
+            self.lo.lerp_(lo, 1 - self.decay)
+            self.hi.lerp_(hi, 1 - self.decay)
         return (self.hi - self.lo).clamp(min=self.limit)
 
 
@@ -179,6 +198,14 @@ def has_bf16_matmul(device: torch.device) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _floats(losses: dict, metrics: dict) -> dict[str, float]:
+    """An update's scaled losses (as `loss/<name>`) and metrics as floats; `Masked` metrics averaged
+    over their mask, and left out where it holds nowhere."""
+    metrics = {**{f"loss/{k}": v for k, v in losses.items()}, **metrics}
+    metrics = {k: v.mean() if isinstance(v, Masked) else v for k, v in metrics.items()}
+    return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items() if v is not None}
 
 
 class Agent:
@@ -264,8 +291,9 @@ class Agent:
     # ---- acting ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def policy(self, obs: dict, state: dict | None = None):
-        """obs: arrays (N, ...) per key → ({'action': (N,) int32 | (N, A) float32}, state).
+    def policy(self, obs: dict, state: dict | None = None, mode: bool = False):
+        """obs: arrays (N, ...) per key → ({'action': (N,) int32 | (N, A) float32}, state); with
+        `mode`, the policy's most likely action instead of a sample (evaluation only).
 
         state = {'deter': (N, D), 'stoch': (N, S) class indices, 'action': (N, A)}: its latent is
         the posterior of this step, which replay stores with the observation."""
@@ -281,7 +309,7 @@ class Agent:
             embed = self.model["enc"](obs)
             h, z, _ = rssm.obs_step(h, z, prev, embed, obs["is_first"].bool(), rssm.noise(n, device=self.device))
             dist = self._dist(self.model["actor"](torch.cat([h, z.flatten(1)], -1)))
-        sample = dist.sample()
+        sample = dist.mode() if mode else dist.sample()
         action = self._action_vector(sample)
         state = {"deter": h.float(), "stoch": z.argmax(-1), "action": action}
         out = sample.int() if self.discrete else sample.float()
@@ -308,14 +336,12 @@ class Agent:
             for slow, fast in zip(self.slow_critic.parameters(), self.model["critic"].parameters()):
                 slow.lerp_(fast, rate)
         self.updates += 1
-        metrics = {**{f"loss/{k}": v for k, v in losses.items()}, **metrics}
-        metrics = {k: v.mean() if isinstance(v, Masked) else v for k, v in metrics.items()}
-        return latents, {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()
-                         if v is not None}
+        return latents, _floats(losses, metrics)
 
-    def loss(self, data: dict[str, torch.Tensor], carry: dict[str, torch.Tensor]):
+    def loss(self, data: dict[str, torch.Tensor], carry: dict[str, torch.Tensor], training: bool = True):
         """Scaled losses (each a scalar), metrics (scalars, or `Masked` values that `train` averages),
-        and the posterior latents of steps 1..T."""
+        and the posterior latents of steps 1..T. Without `training` (a report) it leaves the return
+        normaliser as it is."""
         cfg, m = self.cfg, self.model
         scales = cfg.loss
         B, T = data["is_first"].shape[0], data["is_first"].shape[1] - 1
@@ -357,7 +383,7 @@ class Agent:
             islow = twohot_mean(self.slow_critic(ifeat)[:, :-1], self.bins)  # the whole ifeat: a slice would be copied
             ret = lambda_return(irew, icon, ival, cfg.lam)  # (N, H)
             weight = torch.cumprod(icon, 1)[:, :-1]
-            scale = self.retnorm.update(ret)
+            scale = self.retnorm.update(ret, update=training)
             adv = (ret - ival[:, :-1]) / scale
         dist = self._dist(torch.stack(outs[:-1], 1))
         taken = iact[:, :-1].argmax(-1) if self.discrete else iact[:, :-1]
@@ -391,6 +417,42 @@ class Agent:
         metrics["kl/first"] = Masked(categorical_kl(post.detach().float(), prior.detach().float()), first)
         latents = {"deter": hs.detach().float(), "stoch": zs.detach().argmax(-1)}
         return losses, metrics, latents
+
+    # ---- looking inside -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def report(self, batch: dict, carry: dict, context: int) -> tuple[dict[str, float], dict]:
+        """What the world model sees, on a replayed batch (B, L+1, ...) whose step 0 is the context
+        step, changing nothing (no update; the return normaliser and the random streams are left as
+        they were): the losses and metrics of the batch as `train` reports them, and open-loop
+        predictions: the posterior observes steps 1..context, then the prior imagines the rest
+        under the recorded actions. Returns (metrics, {key: (truth, prediction)}) with numpy
+        arrays (B, L, ...) in each key's units (`Decoder.predict`)."""
+        data, carry = self._tensors(batch), self._tensors(carry)
+        m, rssm = self.model, self.model["rssm"]
+        was_training = m.training
+        m.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self._autocast():
+            losses, metrics, _ = self.loss(data, carry, training=False)
+            B, L = data["is_first"].shape[0], data["is_first"].shape[1] - 1
+            obs = {k: data[k][:, 1:] for k in self.obs_space}
+            act = self._action_vector(data["action"])
+            seen = {k: v[:, :context].flatten(0, 1) for k, v in obs.items()}
+            embed = m["enc"](seen).reshape(B, context, -1)
+            hs, zs, _ = rssm.observe(carry["deter"].float(), self._onehot_stoch(carry["stoch"]), act[:, :context],
+                                     embed, data["is_first"][:, 1:context + 1].bool())
+            h, z, dreamed = hs[:, -1], zs[:, -1], []
+            noise = rssm.noise(L - context, B, device=self.device)
+            for t in range(context, L):  # act[:, t] led into step t + 1
+                h, z = rssm.img_step(h, z, act[:, t], noise[t - context])
+                dreamed.append(torch.cat([h, z.flatten(1)], -1))
+            feat = torch.cat([torch.cat([hs, zs.flatten(2)], -1), torch.stack(dreamed, 1).to(hs.dtype)], 1)
+            pred = m["dec"].predict(feat.flatten(0, 1))
+            truth = m["dec"].truth({k: v.flatten(0, 1) for k, v in obs.items()})
+        m.train(was_training)
+        views = {k: tuple(x.reshape(B, L, *x.shape[1:]).cpu().numpy() for x in (truth[k], pred[k])) for k in pred}
+        return _floats(losses, metrics), views
 
     # ---- checkpoint --------------------------------------------------------------------------
 

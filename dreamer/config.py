@@ -140,6 +140,9 @@ class RunConfig:
     budget_episodes: int = 0  # episodes (bsuite); 0 means none
     log_every: float = 60.0  # seconds
     checkpoint_every: float = 300.0  # seconds
+    report_every: float = 300.0  # seconds between open-loop reports (dreamer/inspect); 0: never
+    report_length: int = 32  # steps of a report's sequences: the first half observed, the rest imagined
+    video_every: int = 0  # record one of every N training episodes of environment 0; 0: never
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # auto (cuda when available), cpu, cuda or cuda:N
@@ -284,7 +287,8 @@ def upgrade(stored: dict) -> dict:
 
 
 # Settings that may change between starts of one run without changing what it computes.
-OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every", "agent.compile")
+OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every", "run.report_every",
+                    "run.report_length", "run.video_every", "agent.compile")
 
 
 def resume_diff(stored: dict, config: Config) -> list[str]:

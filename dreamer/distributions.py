@@ -123,6 +123,10 @@ class Policy:
             return sample_index(self.logits.exp())
         return self.mean + self.std * torch.randn_like(self.mean)
 
+    def mode(self) -> torch.Tensor:
+        """The most likely action: discrete (...) int64 indices, continuous (..., A) the mean."""
+        return self.logits.argmax(-1) if self.discrete else self.mean
+
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
         if self.discrete:
             return self.logits.gather(-1, action.long()[..., None])[..., 0]

@@ -14,6 +14,8 @@ An environment is any object with:
   and every call after an observation with `is_last`, starts a new episode and ignores the action;
   that first observation has `reward = 0` and `is_first = True`.
 - `close()`.
+- optional `render() -> np.ndarray`: the current state as a full-resolution (H, W, 3) uint8 frame,
+  for episode videos (dreamer/inspect), or None.
 - optional `resumable = True`: pickling the environment captures its whole state (the episode in
   flight and its random generators), so a checkpoint can store it and a resumed run continues
   exactly where it stopped. A resumed run builds the environment with its factory again and calls
@@ -27,8 +29,9 @@ Environments are built by factories `make_env(index) -> Env`; the factory owns s
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -79,6 +82,16 @@ def env_seed(seed: int, index: int) -> int:
     """The seed of environment `index` of a run seeded `seed`: distinct per environment and run
     seed for up to 1000 environments."""
     return seed * 1000 + index
+
+
+def factory_name(make_env: Callable) -> str | None:
+    """'module:function' of the environment factory behind `make_env` (partials unwrapped), which a
+    run directory records so that tools can build its environment again (dreamer.evaluate); None
+    for what cannot be imported by name (a lambda, a local function)."""
+    while isinstance(make_env, functools.partial):
+        make_env = make_env.func
+    name = f"{make_env.__module__}:{make_env.__qualname__}"
+    return None if "<" in name else name
 
 
 def agent_keys(obs_space: dict[str, Space]) -> list[str]:

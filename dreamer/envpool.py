@@ -41,6 +41,9 @@ class _Slot:
     def state(self) -> bytes | None:
         return pickle.dumps(self.env) if getattr(self.env, "resumable", False) else None
 
+    def render(self):
+        return self.env.render() if hasattr(self.env, "render") else None
+
     def close(self) -> None:
         self.env.close()
 
@@ -131,6 +134,13 @@ class EnvPool:
     def states(self) -> list[bytes | None]:
         """Each environment pickled if it is `resumable`, else None."""
         return self._call("state")
+
+    def render(self, i: int) -> np.ndarray | None:
+        """Environment i's full-resolution frame of where it is now, where it can `render()`."""
+        if not self.procs:
+            return self.slots[0].render()
+        self.procs[i].send("render")
+        return self.procs[i].receive()
 
     def close(self) -> None:
         while self.slots:

@@ -30,8 +30,9 @@ from dreamer import replay as replay_files
 from dreamer.agent import Agent
 from dreamer.config import Config, RunConfig, check_image, resume_diff, to_dict
 from dreamer.cores import ThreadGovernor
-from dreamer.env import SIGNAL_KEYS, Env, Space, agent_keys
+from dreamer.env import SIGNAL_KEYS, Env, Space, agent_keys, factory_name
 from dreamer.envpool import EnvError, EnvPool
+from dreamer.inspect import Inspector
 from dreamer.replay import Replay
 from dreamer.rundir import RunDir, RunDirError, RunIdentity
 
@@ -102,11 +103,12 @@ class Loop:
             self._build()
             if loop is None:
                 rd.set_aside_logs(self._say)
-                rd.write_config(identity, to_dict(self.config))
+                rd.write_config(identity, to_dict(self.config), factory_name(self.make_env))
                 self._start()
             else:
                 self._resume(loop, indices, states)
             self.logs = rd.open_logs()
+            self.inspector = Inspector(rd, cfg, self.logs, self.video_episodes)
             return self._loop()
         finally:
             self.pool.close()
@@ -139,6 +141,7 @@ class Loop:
         self.state = None
         self.episodes_open = [None] * cfg.envs
         self.counters = {"agent_steps": 0, "train_steps": 0, "episodes": 0, "time": 0.0}
+        self.video_episodes = 0
 
     def _resume(self, loop: dict, indices: list[int], states: list) -> None:
         rd = self.dir
@@ -146,6 +149,7 @@ class Loop:
         state = rd.read_checkpoint(replay_files.STATE, Replay.read_state)
         rd.read_checkpoint(replay_files.ARRAYS, lambda p: self.replay.load(p, state))
         self.action, self.counters = loop["action"], loop["counters"]
+        self.video_episodes = loop.get("video_episodes", 0)
         self.state = None if loop["state"] is None else {k: v.to(self.device) for k, v in loop["state"].items()}
         # Rebuilt environments start with is_first, which resets their policy state and episode.
         self.episodes_open = loop["episodes_open"]
@@ -179,7 +183,7 @@ class Loop:
         c = self.counters
         self.t0, self.time0 = time.monotonic(), c["time"]
         self.last_log = self.last_ckpt = self.t0
-        self.interval = {"metrics": {}, "updates": 0, "frames": 0, "t": self.t0}
+        self.interval = {"metrics": {}, "report": {}, "updates": 0, "frames": 0, "t": self.t0}
         self.last_score = None
         if sys.stderr.isatty():
             self.bar = tqdm.tqdm(total=cfg.budget or None, initial=c["agent_steps"] * cfg.action_repeat,
@@ -193,11 +197,14 @@ class Loop:
             self.interval["frames"] += cfg.envs * cfg.action_repeat
             if self.bar is not None:
                 self.bar.update(cfg.envs * cfg.action_repeat)
+            self.inspector.observe(obs, lambda: self.pool.render(0), c["agent_steps"] * cfg.action_repeat)
             if len(self.replay) >= cfg.train_start and self.replay.windows():
                 c["train_steps"] += cfg.envs
                 for _ in range(updates_due(c["train_steps"], self.agent.updates, cfg.train_ratio,
                                              cfg.batch_size * cfg.batch_length)):
                     self._update()
+                if self.inspector.report_due(time.monotonic()):
+                    self.interval["report"] = self.inspector.report(self.agent, self.replay, c["agent_steps"] * cfg.action_repeat)
             now = time.monotonic()
             governor(now)
             if now - self.last_log >= cfg.log_every:
@@ -205,6 +212,8 @@ class Loop:
             if now - self.last_ckpt >= cfg.checkpoint_every:
                 self._checkpoint()
                 self.last_ckpt = time.monotonic()
+        if self.config.run.report_every:
+            self.interval["report"] = self.inspector.report(self.agent, self.replay, c["agent_steps"] * cfg.action_repeat)
         if self.interval["frames"]:
             self._log(time.monotonic())
         self._checkpoint()
@@ -278,7 +287,7 @@ class Loop:
         cfg, c, iv = self.config.run, self.counters, self.interval
         seconds = max(now - iv["t"], 1e-9)
         line = {"step": c["agent_steps"] * cfg.action_repeat, "time": round(self._time(), 3),
-                **{k: total / count for k, (total, count) in sorted(iv["metrics"].items())},
+                **{k: total / count for k, (total, count) in sorted(iv["metrics"].items())}, **iv["report"],
                 "fps/env": iv["frames"] / seconds,
                 "fps/train": iv["updates"] * cfg.batch_size * cfg.batch_length / seconds,
                 "updates": self.agent.updates, "episodes": c["episodes"]}
@@ -290,7 +299,7 @@ class Loop:
             score = "-" if self.last_score is None else f"{self.last_score:.4g}"
             print(f"step {line['step']} | episodes {c['episodes']} | score {score} | updates {self.agent.updates} "
                   f"({rate:.2f}/s) | fps {line['fps/env']:.1f}", flush=True)
-        self.interval = {"metrics": {}, "updates": 0, "frames": 0, "t": now}
+        self.interval = {"metrics": {}, "report": {}, "updates": 0, "frames": 0, "t": now}
         self.last_log = now
 
     def _say(self, message: str) -> None:
@@ -304,6 +313,7 @@ class Loop:
             "counters": dict(self.counters), "starts": self.starts, "action": self.action,
             "state": None if self.state is None else {k: v.cpu() for k, v in self.state.items()},
             "episodes_open": self.episodes_open, "envs": self.pool.states(), "offsets": self.logs.offsets(),
+            "video_episodes": self.inspector.episodes,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }

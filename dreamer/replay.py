@@ -102,14 +102,24 @@ class Replay:
             stream, start = self.queue.popleft()
             if start >= self.streams[stream].start:  # else evicted before it was trained on
                 refs.append((stream, start))
-        refs += self._uniform(batch - len(refs))
-        data = {k: np.empty((batch, self.length, *self.spaces[k].shape), self.spaces[k].dtype)
+        refs += self._uniform(batch - len(refs), self.rng)
+        return self._gather(refs, self.length)
+
+    def peek(self, batch: int, length: int, rng: np.random.Generator):
+        """`batch` uniform windows, their first `length` steps (at most a window's), drawn with
+        `rng`, as `sample` returns them, changing nothing: not the queue, not the buffer's generator
+        (for reports, which must leave training as it would have been)."""
+        return self._gather(self._uniform(batch, rng), length)
+
+    def _gather(self, refs: list[tuple[int, int]], length: int):
+        batch = len(refs)
+        data = {k: np.empty((batch, length, *self.spaces[k].shape), self.spaces[k].dtype)
                 for k in self.data_keys}
         carry = {k: np.empty((batch, *self.spaces[k].shape), self.spaces[k].dtype)
                  for k in self.latent_keys}
         for b, (stream, start) in enumerate(refs):
             s = self.streams[stream]
-            for pos, chunk, lo, hi in self._pieces(start, start + self.length):
+            for pos, chunk, lo, hi in self._pieces(start, start + length):
                 for k in self.data_keys:
                     data[k][b, pos:pos + hi - lo] = s.chunks[chunk][k][lo:hi]
             cid, off = divmod(start, self.chunk)
@@ -196,13 +206,13 @@ class Replay:
         if s.start % self.chunk == 0:
             del s.chunks[s.start // self.chunk - 1]
 
-    def _uniform(self, count: int) -> list[tuple[int, int]]:
+    def _uniform(self, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
         ids = list(self.streams)
         counts = np.array([self.streams[i].windows(self.length) for i in ids], np.int64)
         total = int(counts.sum())
         if count and not total:
             raise ValueError(f"replay holds no window of {self.length} steps yet")
-        index = self.rng.integers(total, size=count) if count else np.zeros(0, np.int64)
+        index = rng.integers(total, size=count) if count else np.zeros(0, np.int64)
         ends = np.cumsum(counts)
         which = np.searchsorted(ends, index, side="right")
         return [(ids[w], self.streams[ids[w]].start + int(i - ends[w] + counts[w]))

@@ -8,6 +8,10 @@
     lock           held (flock) by the one process that trains the run, released by the OS when it dies
     job.json       the launcher's record of the job it submitted for the run
     logs/          one output log per job
+    tensorboard/   TensorBoard's event file mirroring both logs   appended; cut back to the checkpoint on resume
+    report/        open-loop predictions (videos, images, figures) named by frame
+    videos/        recorded training episodes
+    eval/          evaluations of the checkpoint (dreamer.evaluate)
 
 Environments may write their own logs beside these (bsuite's CSV log, suites/bsuite.py).
 """
@@ -35,6 +39,8 @@ DONE = "DONE"
 LOCK = "lock"
 JOB = "job.json"
 JOB_LOGS = "logs"
+EVENTS = Path("tensorboard") / "events.out.tfevents.run"  # one file: TensorBoard reads every *tfevents* file
+REPORT, VIDEOS, EVAL = "report", "videos", "eval"
 # A status probe holds the lock (shared) for microseconds; a starting run waits this long for it.
 LOCK_PATIENCE = 0.2
 
@@ -72,22 +78,35 @@ class RunIdentity:
 
 
 class Logs:
-    """The run's JSONL logs, open for appending one JSON object per line."""
+    """The run's JSONL logs, open for appending one JSON object per line, and the TensorBoard event
+    file that mirrors them: every numeric value of a line is a scalar at the line's `step`
+    (frames), episode lines' under `episode/`."""
 
-    def __init__(self, paths: dict[str, Path]):
+    def __init__(self, paths: dict[str, Path], events: Path):
+        from dreamer.inspect.tensorboard import EventFile  # tensorboard loads only where a run trains
+
         self.files = {name: open(path, "ab") for name, path in paths.items()}
+        self.events = EventFile(events)
 
     def write(self, name: str, record: dict) -> None:
         self.files[name].write((json.dumps(record) + "\n").encode())
         self.files[name].flush()
+        prefix = "episode/" if name == "scores" else ""
+        self.events.scalars(record["step"], {prefix + k: v for k, v in record.items()
+                                             if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+    def image(self, tag: str, png: bytes, height: int, width: int, step: int) -> None:
+        """An image (PNG) at `step` in the event file."""
+        self.events.image(tag, png, height, width, step)
 
     def offsets(self) -> dict[str, int]:
-        """Bytes written to each log so far (what a checkpoint covers)."""
-        return {name: f.tell() for name, f in self.files.items()}
+        """Bytes written to each log and to the event file so far (what a checkpoint covers)."""
+        return {**{name: f.tell() for name, f in self.files.items()}, "tensorboard": self.events.tell()}
 
     def close(self) -> None:
         for f in self.files.values():
             f.close()
+        self.events.close()
 
 
 class RunDir:
@@ -101,6 +120,7 @@ class RunDir:
         self.lock_file = self.path / LOCK
         self.job = self.path / JOB
         self.logs = {name: self.path / f"{name}.jsonl" for name in LOGS}
+        self.events = self.path / EVENTS
 
     def job_log(self, job_id: str) -> Path:
         """The output of job `job_id` (stdout and stderr of the training)."""
@@ -112,8 +132,10 @@ class RunDir:
 
     # ---- config.json -------------------------------------------------------------------------
 
-    def write_config(self, identity: RunIdentity, config: dict) -> None:
-        record = {**dataclasses.asdict(identity), "config": config, "versions": _versions(),
+    def write_config(self, identity: RunIdentity, config: dict, env: str | None = None) -> None:
+        """config.json: the identity, the resolved config, the environment factory ('module:function',
+        called as `dreamer.train` calls it), package versions and git commit."""
+        record = {**dataclasses.asdict(identity), "config": config, "env": env, "versions": _versions(),
                   "git_commit": _git_commit()}
         self.config.write_text(json.dumps(record, indent=2))
 
@@ -178,7 +200,7 @@ class RunDir:
     # ---- JSONL logs --------------------------------------------------------------------------
 
     def open_logs(self) -> Logs:
-        return Logs(self.logs)
+        return Logs(self.logs, self.events)
 
     def last_line(self, name: str, chunk: int = 65536) -> dict | None:
         """The last complete JSON line of log `name` (a crash can leave a torn final line)."""
@@ -215,15 +237,24 @@ class RunDir:
                     f.truncate(offset)
                     lines = dropped.count(b"\n") + (not dropped.endswith(b"\n"))
                     say(f"{path}: dropped {lines} line(s) written after the checkpoint")
+        # Checkpoints of versions before the event file cover none of it.
+        offset = offsets.get("tensorboard", 0)
+        size = self.events.stat().st_size if self.events.exists() else 0
+        if size > offset:
+            with open(self.events, "r+b") as f:
+                f.truncate(offset)
+            say(f"{self.events}: dropped {size - offset} bytes of events written after the checkpoint")
 
     def set_aside_logs(self, say: Callable[[str], None]) -> None:
-        """Logs without a checkpoint cover nothing to resume from; keep them beside a fresh start."""
-        for path in self.logs.values():
+        """Logs without a checkpoint cover nothing to resume from; keep them beside a fresh start
+        (the event file under a name TensorBoard does not read)."""
+        for path in (*self.logs.values(), self.events):
             if path.exists() and path.stat().st_size:
                 n = 1
-                while path.with_name(f"{path.name}.orphaned-{n}").exists():
+                stem = path.name if path != self.events else "events"
+                while path.with_name(f"{stem}.orphaned-{n}").exists():
                     n += 1
-                aside = path.with_name(f"{path.name}.orphaned-{n}")
+                aside = path.with_name(f"{stem}.orphaned-{n}")
                 os.replace(path, aside)
                 say(f"{path}: no checkpoint to resume from; kept the old log as {aside.name} and started from zero")
 
@@ -265,6 +296,19 @@ class RunDir:
             raise RunDirError(
                 f"{path} is unreadable ({type(exc).__name__}: {reason}); the run directory was left as is. "
                 f"Restore the checkpoint, or move {self.checkpoint} away to restart this run from zero") from exc
+
+    def open_checkpoint_file(self, name: str):
+        """Checkpoint file `name`, open for reading by a process that does not train the run (no
+        lock taken, nothing changed): the current checkpoint's, or during a swap the previous
+        one's. An open file stays readable when a later swap replaces its folder. FileNotFoundError
+        when there is no complete checkpoint."""
+        _, old = self._swap_dirs()
+        for folder in (self.checkpoint, old, self.checkpoint):  # the swap may complete in between
+            try:
+                return open(folder / name, "rb")
+            except FileNotFoundError:
+                continue
+        raise FileNotFoundError(f"{self.checkpoint / name}: no complete checkpoint yet")
 
     def _swap_dirs(self) -> tuple[Path, Path]:
         return self.path / f"{CHECKPOINT}.tmp", self.path / f"{CHECKPOINT}.old"

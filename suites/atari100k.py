@@ -135,6 +135,10 @@ class Atari:
         return {"image": pool_and_resize(self._buffers, self._p["size"]),
                 **signals(reward, is_first, is_last, is_terminal)}
 
+    def render(self) -> np.ndarray:
+        """The emulator's full 210×160 screen."""
+        return self.ale.getScreenRGB()
+
     def close(self) -> None:
         self._env.close()
 
@@ -157,7 +161,7 @@ SUITES = {
         tasks=TASKS,
         budget=440_000,  # runs go to 110K agent steps; the score is read at 400K frames
         config=("size=size200m", "run.train_ratio=256", "run.envs=1",
-                f"run.action_repeat={REPEAT}"),
+                f"run.action_repeat={REPEAT}", "run.video_every=20"),
         protocol=PROTOCOLS["atari100k"],
         scoring=ScoringRule(
             "mean return of training episodes ending in [390K, 400K] frames, "

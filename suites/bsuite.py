@@ -148,10 +148,20 @@ class BSuite:
             time_step = self._env.reset()
         else:
             time_step = self._env.step(int(action["action"]))
+        self._board = np.asarray(time_step.observation, np.float32)
         last = time_step.last()
         self._done = last
         return {"obs": np.asarray(time_step.observation, np.float32).reshape(self._shape),
                 **signals(time_step.reward or 0.0, time_step.first(), last, last and time_step.discount == 0)}
+
+    def render(self) -> np.ndarray | None:
+        """The grid of experiments that observe one (catch's board, deep sea's), 16 pixels a cell,
+        grey from 0 (black) to its largest value (white); None for the others."""
+        board = getattr(self, "_board", None)
+        if board is None or board.ndim != 2:
+            return None
+        grey = np.kron(board / max(float(board.max()), 1e-6), np.ones((16, 16))) * 255
+        return np.repeat(grey.clip(0, 255).astype(np.uint8)[..., None], 3, -1)
 
     def __getstate__(self) -> dict:
         # The log is pickled with the environment that writes to it, so both stay one object.

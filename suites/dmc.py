@@ -6,7 +6,6 @@ observations are one 64×64 RGB image and nothing else. Episodes keep dm_control
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -58,10 +57,11 @@ class DMC:
     """
 
     def __init__(self, env, repeat: int, camera: int | None = None,
-                 size: tuple[int, int] = (64, 64)):
+                 size: tuple[int, int] = (64, 64), view: int = 0):
         self._env = env
         self._repeat = repeat
         self._camera = camera
+        self._view = view  # the camera of `render`
         self._size = tuple(size)
         self._done = True
         spec = env.action_spec()
@@ -97,6 +97,10 @@ class DMC:
             obs = {"image": self._env.physics.render(*self._size, camera_id=self._camera)}
         return {**obs, **signals(reward, is_first, is_last, is_terminal)}
 
+    def render(self) -> np.ndarray:
+        """A 240×320 frame from the task's camera (the one vision runs observe)."""
+        return self._env.physics.render(240, 320, camera_id=self._view)
+
     def close(self) -> None:
         self._env.close()
 
@@ -113,29 +117,46 @@ def make_env(task: str, index: int, seed: int, protocol: dict | None = None,
     from dm_control import suite as dmc_suite
 
     env = dmc_suite.load(domain, name, task_kwargs={"random": env_seed(seed, index)})
+    view = CAMERAS.get(domain, 0)
     if suite == "dmc_proprio":
-        return DMC(env, repeat)
-    return DMC(env, repeat, CAMERAS.get(domain, 0), protocol["size"])
+        return DMC(env, repeat, view=view)
+    return DMC(env, repeat, view, protocol["size"], view)
 
 
-def _suite(name: str, tasks: tuple[str, ...], budget: int, hours: float) -> Suite:
+def make_proprio_env(task: str, index: int, seed: int, protocol: dict | None = None,
+                     logdir: str | None = None, *, repeat: int = REPEAT) -> DMC:
+    """`make_env` for dmc_proprio, by a name that a run directory can record (dreamer.env.factory_name)."""
+    return make_env(task, index, seed, protocol, logdir, repeat=repeat, suite="dmc_proprio")
+
+
+def make_vision_env(task: str, index: int, seed: int, protocol: dict | None = None,
+                    logdir: str | None = None, *, repeat: int = REPEAT) -> DMC:
+    """`make_env` for dmc_vision, by a name that a run directory can record."""
+    return make_env(task, index, seed, protocol, logdir, repeat=repeat, suite="dmc_vision")
+
+
+FACTORIES = {"dmc_proprio": make_proprio_env, "dmc_vision": make_vision_env}
+
+
+def _suite(name: str, tasks: tuple[str, ...], budget: int, hours: float, video_every: int = 0) -> Suite:
     return Suite(
         name=name,
         tasks=tasks,
         budget=budget,
         config=("size=size12m", "run.train_ratio=512", "run.envs=4",
-                f"run.action_repeat={REPEAT}"),
+                f"run.action_repeat={REPEAT}", f"run.video_every={video_every}"),
         protocol=PROTOCOLS[name],
         scoring=ScoringRule(
             "mean return of episodes ending in the last 10% of the budget, divided by 1000",
             window=(budget * 9 // 10, budget), normalise="scale", scale=1000.0),
         resources=Resources(gpus=1, cpus=6, mem_gb=32, hours=hours),
-        make_env=functools.partial(make_env, suite=name),
+        make_env=FACTORIES[name],
         published=name,
     )
 
 
 SUITES = {
     "dmc_proprio": _suite("dmc_proprio", PROPRIO_TASKS, 500_000, 24.0),
-    "dmc_vision": _suite("dmc_vision", VISION_TASKS, 1_000_000, 48.0),
+    # 1,000 episodes of 500 agent steps: one of every 100 recorded
+    "dmc_vision": _suite("dmc_vision", VISION_TASKS, 1_000_000, 48.0, video_every=100),
 }

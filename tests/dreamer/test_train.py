@@ -22,7 +22,7 @@ from envs import make_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-FILES = ["DONE", "checkpoint", "config.json", "lock", "metrics.jsonl", "scores.jsonl"]
+FILES = ["DONE", "checkpoint", "config.json", "lock", "metrics.jsonl", "report", "scores.jsonl", "tensorboard"]
 
 
 def tiny(*overrides):
@@ -60,8 +60,9 @@ def test_run_writes_the_design_files_with_steps_in_frames_and_a_rerun_does_nothi
     assert json.loads((tmp_path / "DONE").read_text()) == summary
 
     stored = json.loads((tmp_path / "config.json").read_text())
-    assert list(stored) == ["suite", "task", "variant", "seed", "protocol", "shortened", "config", "versions",
-                            "git_commit"]
+    assert list(stored) == ["suite", "task", "variant", "seed", "protocol", "shortened", "config", "env",
+                            "versions", "git_commit"]
+    assert stored["env"] == "envs:make_env"  # how dreamer.evaluate builds the environment again
     assert RunDir(tmp_path).identity() == identity
     assert stored["config"] == json.loads(json.dumps(to_dict(config)))
     assert stored["versions"]["torch"] == torch.__version__ and "gymnasium" in stored["versions"]
@@ -213,7 +214,7 @@ def test_a_second_writer_is_refused_at_once_and_the_run_ends_as_if_alone(tmp_pat
     finish(undisturbed)
     assert sorted(p.name for p in shared.iterdir()) == FILES
     assert (shared / "scores.jsonl").read_bytes() == (alone / "scores.jsonl").read_bytes()
-    untimed = [[{k: v for k, v in m.items() if k not in ("time", "fps/env", "fps/train")}
+    untimed = [[{k: v for k, v in m.items() if k not in ("time", "fps/env", "fps/train", "report/seconds")}
                 for m in lines(d / "metrics.jsonl")] for d in (shared, alone)]
     assert untimed[0] == untimed[1]
 
