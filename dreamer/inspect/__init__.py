@@ -21,6 +21,18 @@ from dreamer.rundir import REPORT, VIDEOS, Logs, RunDir
 REPORT_SEQUENCES = 6  # replayed sequences per report, as the reference shows
 
 
+def openloop_errors(key: str, truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The imagined steps' mean squared error (B, T', ...) as `report/openloop/<key>`: per pixel
+    value on 0..1 for images; per entry for vectors, and over the entries whose truth is non-zero
+    (`/nonzero`: on sparse boards such as catch's, the objects the model must foresee)."""
+    scale = 255.0 if truth.dtype == np.uint8 else 1.0
+    err = np.square(pred.astype(np.float32) / scale - truth.astype(np.float32) / scale)
+    out = {f"report/openloop/{key}": float(err.mean())}
+    if truth.dtype != np.uint8 and (truth != 0).any():
+        out[f"report/openloop/{key}/nonzero"] = float(err[truth != 0].mean())
+    return out
+
+
 class Inspector:
     def __init__(self, run_dir: RunDir, run: RunConfig, logs: Logs, episodes: int = 0):
         self.dir, self.run, self.logs = run_dir, run, logs
@@ -46,8 +58,9 @@ class Inspector:
         carry["stoch"] = carry["stoch"].astype(np.int64)
         metrics, views = agent.report(data, carry, context=length // 2)
         folder = self.dir.path / REPORT
-        vectors = {}
+        vectors, scores = {}, {}
         for key, (truth, pred) in views.items():
+            scores.update(openloop_errors(key, truth[:, length // 2:], pred[:, length // 2:]))
             if truth.ndim == 5:
                 write_mp4(folder / f"{key}_step{step:09d}.mp4", openloop.video(truth, pred, length // 2), fps=8)
                 image = openloop.strip(truth, pred, length // 2)
@@ -61,7 +74,7 @@ class Inspector:
                                    f"open loop at frame {step:,}: {', '.join(vectors)}")
         self.last_report = time.monotonic()
         return {**{f"report/{k}": v for k, v in metrics.items() if k.startswith(("loss/", "rec/", "kl/"))},
-                "report/seconds": self.last_report - start}
+                **scores, "report/seconds": self.last_report - start}
 
     # ---- episode videos ------------------------------------------------------------------------
 
