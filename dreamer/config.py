@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.util
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ class RunConfig:
     report_every: float = 300.0  # seconds between open-loop reports (dreamer/inspect); 0: never
     report_length: int = 32  # steps of a report's sequences: the first half observed, the rest imagined
     video_every: int = 0  # record one of every N training episodes of environment 0; 0: never
+    wandb: bool = False  # also log to Weights & Biases, offline (the wandb extra)
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # auto (cuda when available), cpu, cuda or cuda:N
@@ -255,6 +257,8 @@ def check(config: Config) -> None:
     if config.agent.precision not in PRECISIONS:
         raise ConfigError(f"agent.precision {config.agent.precision!r} is not one of {', '.join(PRECISIONS)}")
     check_device(r.device)
+    if r.wandb and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("run.wandb=true needs the wandb package: pip install -e '.[wandb]'")
 
 
 def check_image(shape: tuple[int, ...], config: Config) -> None:
@@ -288,7 +292,7 @@ def upgrade(stored: dict) -> dict:
 
 # Settings that may change between starts of one run without changing what it computes.
 OPERATIONAL_KEYS = ("run.device", "run.log_every", "run.checkpoint_every", "run.report_every",
-                    "run.report_length", "run.video_every", "agent.compile")
+                    "run.report_length", "run.video_every", "run.wandb", "agent.compile")
 
 
 def resume_diff(stored: dict, config: Config) -> list[str]:

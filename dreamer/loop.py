@@ -107,7 +107,7 @@ class Loop:
                 self._start()
             else:
                 self._resume(loop, indices, states)
-            self.logs = rd.open_logs()
+            self.logs = rd.open_logs(self._mirrors(identity))
             self.inspector = Inspector(rd, cfg, self.logs, self.video_episodes)
             return self._loop()
         finally:
@@ -116,6 +116,14 @@ class Loop:
                 self.logs.close()
             if self.bar is not None:
                 self.bar.close()
+
+    def _mirrors(self, identity: RunIdentity) -> list:
+        if not self.config.run.wandb:
+            return []
+        from dreamer.inspect.wandb import WandbMirror
+
+        name = "/".join(str(x) for x in (identity.suite, identity.variant, identity.task, f"seed{identity.seed}") if x)
+        return [WandbMirror(self.dir.path, name, to_dict(self.config))]
 
     def _build(self) -> None:
         """The agent and replay for the environments' spaces."""

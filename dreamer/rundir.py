@@ -82,15 +82,18 @@ class Logs:
     file that mirrors them: every numeric value of a line is a scalar at the line's `step`
     (frames), episode lines' under `episode/`."""
 
-    def __init__(self, paths: dict[str, Path], events: Path):
+    def __init__(self, paths: dict[str, Path], events: Path, mirrors: list = ()):
         from dreamer.inspect.tensorboard import EventFile  # tensorboard loads only where a run trains
 
         self.files = {name: open(path, "ab") for name, path in paths.items()}
         self.events = EventFile(events)
+        self.mirrors = list(mirrors)  # more places each line goes to: write(name, record), close()
 
     def write(self, name: str, record: dict) -> None:
         self.files[name].write((json.dumps(record) + "\n").encode())
         self.files[name].flush()
+        for mirror in self.mirrors:
+            mirror.write(name, record)
         prefix = "episode/" if name == "scores" else ""
         self.events.scalars(record["step"], {prefix + k: v for k, v in record.items()
                                              if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)})
@@ -107,6 +110,8 @@ class Logs:
         for f in self.files.values():
             f.close()
         self.events.close()
+        for mirror in self.mirrors:
+            mirror.close()
 
 
 class RunDir:
@@ -199,8 +204,8 @@ class RunDir:
 
     # ---- JSONL logs --------------------------------------------------------------------------
 
-    def open_logs(self) -> Logs:
-        return Logs(self.logs, self.events)
+    def open_logs(self, mirrors: list = ()) -> Logs:
+        return Logs(self.logs, self.events, mirrors)
 
     def last_line(self, name: str, chunk: int = 65536) -> dict | None:
         """The last complete JSON line of log `name` (a crash can leave a torn final line)."""

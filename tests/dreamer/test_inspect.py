@@ -143,3 +143,21 @@ def test_evaluating_a_live_run_leaves_it_as_an_undisturbed_twin(tmp_path):
     untimed = [[{k: v for k, v in m.items() if k not in ("time", "fps/env", "fps/train", "report/seconds")}
                 for m in lines(d / "metrics.jsonl")] for d in (live, twin)]
     assert untimed[0] == untimed[1]
+
+
+def test_weights_and_biases_gets_the_logs_offline(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    train(tiny("run.budget=80", "run.train_ratio=4", "run.wandb=true", "run.report_every=0"),
+          functools.partial(make_env, "cartpole", seed=0), run, RunIdentity(task="cartpole"))
+    # W&B stores an offline run as protobuf records in one file (`wandb sync` uploads it), each
+    # logged value as its JSON text (whole floats without ".0"): every key and the last line's
+    # values are in it.
+    (offline,) = (run / "wandb").glob("offline-run-*/run-*.wandb")
+    stored = offline.read_bytes()
+    metrics, scores = (lines(run / f"{name}.jsonl")[-1] for name in ("metrics", "scores"))
+    for key, value in [*metrics.items(), *((f"episode/{k}", v) for k, v in scores.items())]:
+        if not key.endswith("step"):
+            text = json.dumps(int(value) if float(value).is_integer() else value)
+            assert key.encode() in stored and text.encode() in stored, (key, text)
