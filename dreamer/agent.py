@@ -277,7 +277,7 @@ class Agent:
 
     def _dist(self, out: torch.Tensor) -> Policy:
         a = self.cfg.actor
-        return Policy(out, self.discrete, a.minstd, a.maxstd, a.unimix)
+        return Policy(out, self.discrete, a.minstd, a.maxstd)
 
     def _critic_loss(self, logits: torch.Tensor, ret: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
         """(..., bins) logits → (...) two-hot cross-entropy towards the return plus slow_reg × that

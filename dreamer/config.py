@@ -60,7 +60,6 @@ class ActorConfig:
     minstd: float = 0.1
     maxstd: float = 1.0
     outscale: float = 0.01
-    unimix: float = 0.01  # discrete actions: 1% uniform mixed into the policy, as for the latents
 
 
 @dataclass
@@ -271,22 +270,27 @@ def check_image(shape: tuple[int, ...], config: Config) -> None:
                           f"with a side divisible by {2**stages}, e.g. 64×64")
 
 
-# Keys that configs written by earlier versions hold and that never changed what a run computed
-# (the CNN's smallest grid follows from the image size and `mults`; the continue head has no
-# bins). `upgrade` drops them, so those runs still resume and load.
-RETIRED_KEYS = ("agent.enc.minres", "agent.dec.minres", "agent.cont.bins")
+# Keys that configs written by earlier versions hold, with the value this version computes as
+# (None: any value, the key never changed what a run computed). The CNN's smallest grid follows
+# from the image size and `mults`; the continue head has no bins; the discrete policy mixes in no
+# uniform share (agent.actor.unimix was 0.01 in November 2026, against the reference's categorical
+# policy head). `upgrade` drops a key whose recorded value is that one, so such runs resume and load
+# as before; a run that computed otherwise keeps it, and a resume names the difference.
+RETIRED_KEYS = {"agent.enc.minres": None, "agent.dec.minres": None, "agent.cont.bins": None,
+                "agent.actor.unimix": 0.0}
 
 
 def upgrade(stored: dict) -> dict:
-    """A config dict as a run directory stores it, without RETIRED_KEYS."""
+    """A config dict as a run directory stores it, without the RETIRED_KEYS that mean what this
+    version computes."""
     stored = json.loads(json.dumps(stored))
-    for key in RETIRED_KEYS:
+    for key, now in RETIRED_KEYS.items():
         *path, leaf = key.split(".")
         node = stored
         for name in path:
             node = node.get(name, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(leaf, None)
+        if isinstance(node, dict) and leaf in node and now in (None, node[leaf]):
+            del node[leaf]
     return stored
 
 

@@ -103,15 +103,15 @@ def bernoulli_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class Policy:
-    """The actor's distribution: categorical over logits with `unimix` uniform mixed in
-    (discrete; sampling, log-probabilities and entropy all of the mixture) or a normal with
-    mean tanh(x) and std (maxstd − minstd)·σ(x + 2) + minstd (continuous)."""
+    """The actor's distribution: categorical over logits (discrete; unlike the latents, no uniform
+    share mixed in, as the reference's categorical policy head) or a normal with mean tanh(x) and
+    std (maxstd − minstd)·σ(x + 2) + minstd (continuous)."""
 
-    def __init__(self, out: torch.Tensor, discrete: bool, minstd: float, maxstd: float, unimix: float = 0.0):
+    def __init__(self, out: torch.Tensor, discrete: bool, minstd: float, maxstd: float):
         out = out.float()
         self.discrete = discrete
         if discrete:
-            self.logits = torch.log(unimix_probs(out, unimix))
+            self.logits = torch.log_softmax(out, -1)  # finite where a probability underflows to 0
         else:
             mean, std = out.chunk(2, -1)
             self.mean = torch.tanh(mean)

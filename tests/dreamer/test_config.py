@@ -97,5 +97,9 @@ def test_a_config_stored_with_retired_keys_still_resumes():
     stored["agent"]["cont"]["bins"] = 255
     assert resume_diff(stored, config) == []
     assert to_json(from_json(json.dumps(upgrade(stored)))) == to_json(config)
+    stored["agent"]["actor"]["unimix"] = 0.0  # what this version computes: no uniform share
+    assert resume_diff(stored, config) == []
+    # A run that mixed 1% into its discrete policy (November 2026) computed otherwise: named.
+    stored["agent"]["actor"]["unimix"] = 0.01
     stored["agent"]["cont"]["units"] = 7
-    assert resume_diff(stored, config) == ["agent.cont.units: 7 → 64"]
+    assert resume_diff(stored, config) == ["agent.actor.unimix: 0.01 → None", "agent.cont.units: 7 → 64"]

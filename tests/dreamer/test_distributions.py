@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -156,16 +157,15 @@ def test_policy_distributions():
     assert cat.entropy().item() == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
 
 
-def test_discrete_policy_mixes_in_one_percent_uniform():
-    """The reference's discrete policy is a categorical with unimix 0.01: softmax (0.25, 0.75)
-    becomes (0.2525, 0.7475), and a policy that puts everything on one of 3 actions keeps 1/300
-    on each of the others."""
-    cat = D.Policy(torch.tensor([[0.0, math.log(3.0)]]), discrete=True, minstd=0.1, maxstd=1.0, unimix=0.01)
-    assert cat.log_prob(torch.tensor([1])).item() == pytest.approx(math.log(0.7475))
-    assert cat.entropy().item() == pytest.approx(-(0.2525 * math.log(0.2525) + 0.7475 * math.log(0.7475)))
-    sure = D.Policy(torch.tensor([[0.0, 0.0, 100.0]]), discrete=True, minstd=0.1, maxstd=1.0, unimix=0.01)
-    assert sure.logits.exp()[0].tolist() == pytest.approx([1 / 300, 1 / 300, 1 - 2 / 300])
-    assert make_config().agent.actor.unimix == 0.01
+def test_discrete_policy_is_a_plain_categorical_that_stays_finite_when_sure():
+    """The reference's categorical policy head mixes in no uniform share (only its latents do): a
+    policy putting everything on one of 3 actions gives the others probability 0, and its entropy
+    and log-probabilities stay finite (log-softmax, not the log of a softmax that underflows)."""
+    sure = D.Policy(torch.tensor([[0.0, 0.0, 200.0]]), discrete=True, minstd=0.1, maxstd=1.0)
+    assert sure.logits.exp()[0].tolist() == [0.0, 0.0, 1.0]
+    assert sure.entropy().item() == 0.0 and sure.log_prob(torch.tensor([2])).item() == 0.0
+    assert torch.isfinite(sure.log_prob(torch.tensor([0]))) and sure.mode().item() == 2
+    assert "unimix" not in {f.name for f in dataclasses.fields(make_config().agent.actor)}
 
 
 def test_bernoulli_soft_target_loss():
