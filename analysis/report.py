@@ -34,7 +34,7 @@ from analysis import aggregate, load, plots, scoring, tables
 from analysis.baselines import ENV_VAR as BASELINES_VAR
 from analysis.baselines import default_dir as default_baselines
 from analysis.reference import ATARI
-from suites.base import Suite, SuiteError, unknown
+from suites.base import ScoringRule, Suite, SuiteError, unknown
 from suites.registry import SUITE_NAMES, get_suite
 
 DEFAULT_RESULTS = Path("results/runs")
@@ -107,8 +107,8 @@ def pairs(methods: list[str]) -> list[tuple[str, str]]:
 def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None, reps: int = 2000,
           pool_shortened: bool = False, learned: float | None = None) -> list[Path]:
     """Write the report of `suite` into `out`; returns the written paths. `learned`: the score
-    that counts as learned, drawn on the learning curves (and, for bsuite, the first frame each
-    of our runs reaches it)."""
+    that counts as learned, drawn on the learning curves, and the learning check's view of every
+    run (`runs.csv`, one curve per run; `_learning`, or for bsuite `_bsuite_runs`)."""
     rule = suite.scoring
     if rule.normalise == "bsuite":
         return _write(out, lambda tmp: _bsuite(results, tmp, methods, learned))
@@ -123,9 +123,32 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
         raise UsageError(f"no finished episodes of {', '.join(method_order(published, variants))}")
     runs = scoring.run_scores(episodes, rule, suite.budget)
     curves = scoring.run_curves(episodes, rule, suite.budget, CURVE_POINTS)
-    setup = settings_text(load.provenance(results, suite.name, variants), order)
-    return _write(out, lambda tmp: _tables_and_figures(suite, runs, curves, order, reps, tmp,
-                                                       setup, learned))
+    provenance = load.provenance(results, suite.name, variants)
+    setup = settings_text(provenance, order)
+
+    def render(tmp: Path) -> list[Path]:
+        written = _tables_and_figures(suite, runs, curves, order, reps, tmp, setup, learned)
+        if learned is not None:
+            written += _learning(suite, episodes, ours, provenance, load.load_progress(results, suite.name, variants),
+                                 order, learned, tmp)
+        return written
+
+    return _write(out, render)
+
+
+def _learning(suite: Suite, episodes, ours, provenance, progress, order, learned: float, tmp: Path) -> list[Path]:
+    """A learning check's view (`--learned`): every run of the tasks ours ran, ours and the
+    published ones, over the frames our runs went (their largest budget), in `runs.csv` and one
+    curve per run, each method labelled with its model size (published DreamerV3: the suite's)."""
+    frames = float(ours.budget.max()) if len(ours) else float(suite.budget)
+    if len(ours):
+        episodes = episodes[episodes.task.isin(set(ours.task))]
+    n = scoring.LAST_EPISODES
+    sizes = {**{"dreamerv3": suite.run_config(suite.tasks[0], 0).size},
+             **dict(zip(provenance.method, provenance["size"]))}
+    title = f"{suite.name}: every run over the first {frames:,.0f} frames"
+    return _run_table(episodes[episodes.step <= frames], n, progress, plots.palette(order),
+                      tmp / "learning_curves_runs", learned, title, suite.scoring, sizes)
 
 
 def settings_text(runs: pd.DataFrame, order: list[str]) -> str:
@@ -314,34 +337,50 @@ def _bsuite(results: Path, tmp: Path, methods, learned: float | None) -> list[Pa
 
 
 def _bsuite_runs(results: Path, methods, colors: dict, tmp: Path, learned: float | None) -> list[Path]:
-    """Per-run scores (mean return of the last BSUITE_LAST episodes) and learning curves (the
-    same running mean over frames, one line per seed) of our bsuite runs, from their
-    episode logs (none when no run has finished an episode)."""
+    """Per-run scores and learning curves of our bsuite runs (`_run_table`), from their episode
+    logs (none when no run has finished an episode)."""
     episodes = load.load_runs(results, "bsuite", methods)
     if episodes.empty:
         return []
     # Runs left out of bsuite's score table (an older version's restarted log) still have curves.
     colors = plots.palette(dict.fromkeys([*colors, *episodes.method.unique()]))
-    n = scoring.BSUITE_LAST
+    return _run_table(episodes, scoring.BSUITE_LAST, load.load_progress(results, "bsuite", methods),
+                      colors, tmp / "learning_curves", learned, "bsuite: our runs")
+
+
+def _run_table(episodes: pd.DataFrame, n: int, progress: pd.DataFrame, colors: dict, curves_stem: Path,
+               learned: float | None, title: str, rule: ScoringRule | None = None,
+               sizes: dict | None = None) -> list[Path]:
+    """`runs.csv`: one row per run (`method, task, seed, episodes, frames, last{n}`: the mean
+    return of its last n episodes; with a human-normalising `rule`, that mean normalised as
+    `score`; with `learned`, the first frame its running last-n mean reached it and, for our runs,
+    the updates and training seconds by then), and one learning curve per run: that running mean
+    over frames. `sizes`: method → model size, in the table and the curves' legend."""
     runs = scoring.last_episodes(episodes, n)
+    if rule is not None and rule.normalise == "human":
+        runs["score"] = scoring.normalise(runs[f"last{n}"], runs.task, rule)
     curves = scoring.running_mean(episodes, n)
-    caption = (f"bsuite, our runs: mean return of each run's last {n} training episodes "
-               f"(`last{n}`), its episodes and frames")
+    caption = (f"{title}: mean return of each run's last {n} training episodes (`last{n}`), its episodes and "
+               "frames" + ("; `score`: that mean human-normalised" if "score" in runs else ""))
     if learned is not None:
         first = scoring.first_reaching(curves, learned)
-        at = scoring.progress_at(load.load_progress(results, "bsuite", methods), first)
+        at = scoring.progress_at(progress, first)
         at = at.rename(columns={"updates": f"updates_{learned:g}", "time": f"seconds_{learned:g}"})
         runs = (runs.merge(first.rename(f"first_{learned:g}").reset_index(), on=["method", "task", "seed"])
                 .merge(at, on=["method", "task", "seed"], how="left"))
         caption += (f"; `first_{learned:g}`: the first frame at which that mean reached {learned:g}, with "
-                    "the updates made and training seconds by then (from the first metrics line at or "
-                    "past that frame)")
+                    "the updates made and training seconds by then (our runs: from the first metrics line "
+                    "at or past that frame)")
+    if sizes:
+        runs.insert(1, "size", runs.method.map(sizes).fillna(""))
+        labels = {m: f"{m}, {sizes[m]}" if sizes.get(m) else m for m in colors}
+        curves = curves.assign(method=curves.method.map(labels))
+        colors = {labels[m]: c for m, c in colors.items()}
     caption += "; from the runs' episode logs."
     print(f"\n{caption}\n\n{runs.to_markdown(index=False)}")
-    return (tables.write(tmp / "runs", runs, caption, 3)
-            + plots.learning_curves(curves, colors, tmp / "learning_curves",
-                                    f"return (mean of last {n} episodes)", "bsuite: our runs",
-                                    learned, per_seed=True))
+    return (tables.write(curves_stem.parent / "runs", runs, caption, 3)
+            + plots.learning_curves(curves, colors, curves_stem,
+                                    f"return (mean of last {n} episodes)", title, learned, per_seed=True))
 
 
 # ---------------------------------------------------------------- command line

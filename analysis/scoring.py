@@ -119,6 +119,7 @@ def run_curves(episodes: pd.DataFrame, rule: ScoringRule, full_budget: float,
 
 
 BSUITE_LAST = 100  # episodes in a bsuite run's running score
+LAST_EPISODES = 20  # episodes in the running score of the other suites' learning checks
 
 
 def last_episodes(episodes: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -238,3 +238,35 @@ def test_captions_list_each_methods_overrides_and_mixed_runs_are_named(tmp_path,
         "dreamerv3 (ours) mixes runs of different package versions: ale-py 0.12.1, torch 2.13.0 "
         "(atari_pong/seed0); ale-py 0.12.1, torch 2.14.1 (atari_pong/seed1)",
         "small (ours) mixes runs of different code commits: abc (atari_pong/seed0); def (atari_pong/seed1)"]
+
+
+def test_a_learning_check_shows_every_run_over_our_frames_with_its_size(tmp_path, make_run, baselines):
+    # Two shortened runs of ours to 100,000 frames beside the published DreamerV3 (size200m) runs.
+    results = tmp_path / "runs"
+    for seed, scores in ((0, [10.0] * 30 + [600.0] * 20), (1, [20.0] * 50)):
+        path = make_run(results, "atari100k", "cpu_atari-budget100000", "atari_road_runner", seed,
+                        [(2000 * (i + 1), s) for i, s in enumerate(scores)], budget=100_000, shortened=True)
+        record = json.loads((path / "config.json").read_text())
+        record["config"]["size"] = "size1m"
+        (path / "config.json").write_text(json.dumps(record))
+    out = tmp_path / "out"
+    code, stdout, stderr = run(["atari100k", "--baselines", baselines, "--results", results, "--out", out,
+                                       "--methods", "dreamerv3", "cpu_atari-budget100000", "--learned", 500,
+                                       "--reps", 50])
+    assert code == 0, stderr
+    runs = pd.read_csv(out / "runs.csv")
+    ours = runs[runs.method == "cpu_atari-budget100000 (ours)"].set_index("seed")
+    assert list(ours["last20"]) == [600.0, 20.0] and set(ours["size"]) == {"size1m"}
+    random, human = 11.5, 7845.0  # Road Runner's reference scores
+    assert ours.loc[0, "score"] == pytest.approx((600 - random) / (human - random))
+    # 3 × 10 + 17 × 600 over 20 episodes = 511.5: the 17th high episode, at 47 × 2,000 frames.
+    assert ours.loc[0, "first_500"] == 94_000 and np.isnan(ours.loc[1, "first_500"])
+    # The published runs, over the same 100,000 frames: the mean of their last 20 episodes by then.
+    with gzip.open(baselines / "atari100k-dreamerv3.json.gz") as f:
+        published = [r for r in json.load(f) if r["task"] == "atari_road_runner"]
+    theirs = runs[runs.method == "dreamerv3"].set_index("seed")
+    for r in published:
+        xs, ys = np.array(r["xs"]), np.array(r["ys"])
+        assert theirs.loc[r["seed"], "last20"] == pytest.approx(ys[xs <= 100_000][-20:].mean())
+    assert set(theirs["size"]) == {"size200m"}
+    assert (out / "learning_curves_runs.png").stat().st_size > 10_000
