@@ -25,11 +25,13 @@ and its fraction of that matmul rate. Rows are printed as a table and appended a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import gc
 import itertools
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -45,6 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dreamer.agent import Agent, resolve_precision
 from dreamer.config import SIZES, AgentConfig, make_config
+from dreamer.cores import threads_now
 from dreamer.device import resolve_device
 from dreamer.env import Space, signal_spaces
 
@@ -390,6 +393,23 @@ def rows_table(rows: list[dict]) -> str:
 
 # ---- CLI ---------------------------------------------------------------------------------------
 
+def _row(threads: int, *args) -> dict:
+    """`measure(*args)` on `threads` threads, in a process of its own; the row says which."""
+    torch.set_num_threads(threads)
+    return {**measure(*args), "process": os.getpid()}
+
+
+@contextlib.contextmanager
+def using_threads(n: int):
+    """torch on `n` threads inside the `with` block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -416,7 +436,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed updates after the first one, which is FLOP-counted and untimed "
                         "(with --warmup 0 it is the only warm-up; with --compile true at least one; default %(default)s)")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default 0: torch's own choice)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (default 0: as a training run would choose them now, its cores that "
+                        "other processes leave free, dreamer/cores.py)")
     p.add_argument("--matmul-n", type=int, default=2048, help="side of the timed reference matmul (default %(default)s)")
     p.add_argument("--out", default="results/bench", help="directory for the <timestamp>.jsonl file (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the agent and the synthetic batch (default %(default)s)")
@@ -451,32 +473,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 resolve_precision(precision, resolve_device(device, "--device"))
     except ValueError as exc:
         p.exit(2, f"{p.prog}: error: {exc}\n")
-    old_threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or threads_now(len(os.sched_getaffinity(0)))
     path = Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
     rows = []
-    try:
-        for device in _csv(args.device):
-            for precision in _csv(args.precision):
-                precision = resolve_precision(precision, torch.device(device))
-                for size, obs, compile in itertools.product(_csv(args.size), _csv(args.obs),
-                                                            [compiles[v] for v in _csv(args.compile)]):
-                    row = measure(size, obs, device, precision, args.batch, args.length,
-                                  args.updates, args.warmup, None, args.matmul_n, args.seed,
-                                  not args.no_progress, compile)
-                    rows.append(row)
-                    # made with the first row, so that a failed bench leaves no empty folder
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    with path.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    print(f"[bench] {size} {obs} {device} {precision}{' compiled' if compile else ''}: "
-                          f"{row['sec_per_update']:.4g} s/update (first {row['first_update_s']:.3g} s), "
-                          f"{_si(row['flops_per_update'])} FLOP/update, "
-                          f"{row['fraction_of_matmul']:.3f} of matmul rate", file=sys.stderr, flush=True)
-    finally:
-        if args.threads:
-            torch.set_num_threads(old_threads)
+    # Each row in a process of its own, so that none inherits what an earlier one compiled,
+    # cached or fragmented; the matmul yardstick is measured here, once per device and precision.
+    spawn = multiprocessing.get_context("spawn")
+    for device in _csv(args.device):
+        for precision in _csv(args.precision):
+            precision = resolve_precision(precision, torch.device(device))
+            with using_threads(threads):
+                rate = matmul_rate(device, precision, args.matmul_n)
+            for size, obs, compile in itertools.product(_csv(args.size), _csv(args.obs),
+                                                        [compiles[v] for v in _csv(args.compile)]):
+                with spawn.Pool(1) as pool:
+                    row = pool.apply(_row, (threads, size, obs, device, precision, args.batch, args.length,
+                                            args.updates, args.warmup, rate, args.matmul_n, args.seed,
+                                            not args.no_progress, compile))
+                rows.append(row)
+                # made with the first row, so that a failed bench leaves no empty folder
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"[bench] {size} {obs} {device} {precision}{' compiled' if compile else ''}: "
+                      f"{row['sec_per_update']:.4g} s/update (first {row['first_update_s']:.3g} s), "
+                      f"{_si(row['flops_per_update'])} FLOP/update, "
+                      f"{row['fraction_of_matmul']:.3f} of matmul rate", file=sys.stderr, flush=True)
+    if not args.threads:
+        print(f"threads: {threads}, as a training run would choose them now: the cores of "
+              f"{len(os.sched_getaffinity(0))} that other processes left free")
     print(rows_table(rows))
     print(f"wrote {len(rows)} rows to {path}")
     return rows

@@ -37,17 +37,13 @@ def gpu_note(suite: str, resources: Resources) -> str | None:
 def measure(config: Config, obs: str, threads: int) -> tuple[float, str]:
     """(seconds per update, how it was found) for runs of `config` with `obs`-shaped observations
     on this machine, training on `threads` threads."""
-    import torch
-
-    from dreamer.bench import update_flops
+    from dreamer.bench import update_flops, using_threads
     from dreamer.device import resolve_device
 
     device = resolve_device(config.run.device)
     r = config.run
     flops = update_flops(config.agent, obs, r.batch_size, r.batch_length)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with using_threads(threads):
         on = f"on {device.type} {_precision(config.agent, device)}, {threads} thread{'s' * (threads != 1)}"
         if flops <= DIRECT_FLOPS:
             seconds, _ = _timed(config.agent, obs, r.batch_size, r.batch_length, device)
@@ -60,8 +56,6 @@ def measure(config: Config, obs: str, threads: int) -> tuple[float, str]:
             seconds = flops / rate
             how = (f"{flops / 1e9:,.0f} GFLOP per update (counted, not run) at {rate / 1e9:,.0f} GFLOP/s, the rate of {size} "
                    f"{kind}-shaped updates measured {on}; bigger updates reach a higher rate, so this is likely high")
-    finally:
-        torch.set_num_threads(before)
     if config.agent.compile:
         how += "; measured without compiling: compiled steps are a little faster after a compilation once per run"
     return seconds, how
