@@ -121,7 +121,7 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
     """One PlannedRun per (task, seed) with its resolved config and current state; creates nothing.
 
     Runs live in the directory of `name`, else of the variant when the `sets` overrides change
-    nothing a run computes, else of the variant and those overrides (`dirname`); shortened runs
+    nothing a run computes, else of the variant and those overrides (`folder_name`); shortened runs
     in `{that}-budget{budget}`. With `continue_from`, each run not started yet continues the
     finished run of the same settings shortened to that many frames (a copy of it: `continue_run`).
 
@@ -142,22 +142,22 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
     config_overrides, protocol = get_variant(variant).overrides(suite.name)
     protocol = suite.check_protocol(protocol)
     overrides = [*config_overrides, *sets]
-    name = dirname(suite, variant, config_overrides, sets, tasks[0], name)
+    name = folder_name(suite, variant, config_overrides, sets, tasks[0], name)
+    folder = variant_dir(name, budget)
     if continue_from is not None and (budget is None or not 0 < continue_from < budget):
         raise SuiteError(f"--continue-from {continue_from} needs a larger --budget FRAMES (the runs' new budget)")
     results = Path(results).absolute()
     runs = []
     for task in tasks:
         for seed in range(seeds):
-            identity = RunIdentity(suite.name, task, variant_dir(name, budget), seed, protocol, budget is not None)
-            runs.append(PlannedRun(task, seed, run_dir(results, suite.name, variant_dir(name, budget), task, seed),
+            identity = RunIdentity(suite.name, task, folder, seed, protocol, budget is not None)
+            runs.append(PlannedRun(task, seed, run_dir(results, suite.name, folder, task, seed),
                                    suite.run_config(task, seed, overrides, budget), identity))
     for run in runs:
         suite.check_settings(run.config, protocol)
         _check_updates(run.config)
         _check_same_config(run)
-    plan = Plan(suite, variant_dir(name, budget), overrides, runs, resources(suite, profile or {}), profile or {},
-                results)
+    plan = Plan(suite, folder, overrides, runs, resources(suite, profile or {}), profile or {}, results)
     refresh(plan)
     if continue_from is not None:
         for run in plan.runs:
@@ -166,7 +166,7 @@ def make_plan(suite_name: str, seeds: int, variant: str = "dreamerv3", sets: lis
     return plan
 
 
-def dirname(suite: Suite, variant: str, variant_overrides: list[str], sets: list[str], task: str,
+def folder_name(suite: Suite, variant: str, variant_overrides: list[str], sets: list[str], task: str,
             name: str | None) -> str:
     """The directory of the runs of `variant` with `sets` overrides: `name` when given; else the
     variant's, when the overrides change nothing a run computes (they may set what is operational,
