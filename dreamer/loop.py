@@ -213,17 +213,16 @@ class Loop:
                     self._update()
                 if self.inspector.report_due(time.monotonic()):
                     self.interval["report"] = self.inspector.report(self.agent, self.replay, c["agent_steps"] * cfg.action_repeat)
+            finished = self._finished()
+            if finished and cfg.report_every:  # the last report goes into the last log line
+                self.interval["report"] = self.inspector.report(self.agent, self.replay, c["agent_steps"] * cfg.action_repeat)
             now = time.monotonic()
             governor(now)
-            if now - self.last_log >= cfg.log_every:
+            if finished or now - self.last_log >= cfg.log_every:
                 self._log(now)
             if now - self.last_ckpt >= cfg.checkpoint_every:
                 self._checkpoint()
                 self.last_ckpt = time.monotonic()
-        if self.config.run.report_every:
-            self.interval["report"] = self.inspector.report(self.agent, self.replay, c["agent_steps"] * cfg.action_repeat)
-        if self.interval["frames"]:
-            self._log(time.monotonic())
         self._checkpoint()
         summary = {"step": c["agent_steps"] * cfg.action_repeat, "episodes": c["episodes"],
                    "updates": self.agent.updates, "time": self._time()}

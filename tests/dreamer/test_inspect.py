@@ -70,6 +70,7 @@ def test_reports_change_nothing_that_training_computes(tmp_path):
         assert torch.equal(value, runs["reported"]["model"][key]), key
     reported = [m for m in lines(tmp_path / "reported" / "metrics.jsonl") if "report/loss/rec" in m]
     assert reported and all(m["report/seconds"] > 0 for m in reported)
+    assert "report/loss/rec" in lines(tmp_path / "reported" / "metrics.jsonl")[-1]  # the end's report
 
 
 def test_tensorboard_sees_the_scalars_of_the_logs_across_a_kill_and_resume(tmp_path):

@@ -179,7 +179,7 @@ def test_stop_cancels_slurm_jobs_and_the_next_launch_resumes_them(cluster, tmp_p
 
     proc = launch(tmp_path, "--executor", "slurm", "--wait", budget=LONG)
     assert proc.returncode == 0, proc.stderr
-    assert "1 run: 1 failed; 1 to submit" in proc.stdout
+    assert "1 run: 1 stopped; 1 to submit" in proc.stdout
     check_done_run(tmp_path, 0, "slurm", budget=LONG)
     resumed = json.loads((d / "job.json").read_text())["job_id"]
     assert resumed != job and "resuming at step" in (d / "logs" / f"{resumed}.log").read_text()
