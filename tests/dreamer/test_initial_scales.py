@@ -8,7 +8,7 @@ standard deviation over its initialisation seeds 0–4 of the same statistics on
 computed with the official JAX implementation (danijar/dreamerv3 at e3f0224; configs `atari100k
 size1m`, float32 on the CPU), its own sampling, and read from its loss function's outputs: the
 image loss, the KL terms, the encoder's tokens, the decoder's output through the inverse sigmoid,
-the posterior and prior logits and deter. fidelity/README.md says how to compute them again.
+the posterior and prior logits and deter. tests/fidelity/README.md says how to compute them again.
 """
 from __future__ import annotations
 
