@@ -124,7 +124,7 @@ def test_evaluate_plays_a_checkpoint_and_says_in_one_line_what_it_cannot(tmp_pat
 
 
 def test_evaluating_a_live_run_leaves_it_as_an_undisturbed_twin(tmp_path):
-    sets = ["run.budget=300", "run.train_ratio=4", "run.deterministic=true", "run.checkpoint_every=0.3",
+    sets = ["run.budget=200", "run.train_ratio=4", "run.deterministic=true", "run.checkpoint_every=0.3",
             "run.log_every=0"]
     live, twin = tmp_path / "live", tmp_path / "twin"
     undisturbed = start_cli(twin, "cartpole", *sets)

@@ -189,7 +189,7 @@ def test_a_second_writer_is_refused_at_once_and_the_run_ends_as_if_alone(tmp_pat
     """`python -m dreamer.train` on a run another process trains (here before its first checkpoint)
     is refused before it loads anything slow (torch, the environment), naming that process, and
     changes nothing: the run ends with the logs of an undisturbed twin."""
-    sets = ["run.budget=300", "run.train_ratio=8", "run.deterministic=true", "run.checkpoint_every=1e9",
+    sets = ["run.budget=200", "run.train_ratio=8", "run.deterministic=true", "run.checkpoint_every=1e9",
             "run.log_every=0"]
     alone, shared = tmp_path / "alone", tmp_path / "shared"
     undisturbed = start_cli(alone, "cartpole", *sets)
