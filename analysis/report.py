@@ -116,6 +116,7 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
     ours = load.load_runs(results, suite.name, variants)
     check_pooling(ours.groupby(scoring.RUN, as_index=False)[["shortened", "budget"]].first(),
                   pool_shortened)
+    warn_unfinished(ours)
     episodes = pd.concat([load.load_published(baselines, suite.name, suite.published, published),
                           ours], ignore_index=True)
     order = [m for m in method_order(published, variants) if m in set(episodes.method)]
@@ -134,6 +135,19 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
         return written
 
     return _write(out, render)
+
+
+def warn_unfinished(ours: pd.DataFrame) -> None:
+    """A warning naming our runs whose episodes end short of their budget: until they reach their
+    scoring window, their scores are those of their last episode so far. ours: rows of
+    `load.load_runs`."""
+    last = ours.groupby(["method", "task", "seed"]).agg(step=("step", "max"), budget=("budget", "first"))
+    # An episode rarely ends on the budget's frame: short by less than an episode is finished.
+    short = last[last.step < 0.9 * last.budget]
+    if len(short):
+        names = ", ".join(f"{m} {t} seed {s} ({r.step:,.0f} of {r.budget:,.0f} frames)"
+                          for (m, t, s), r in short.iterrows())
+        warnings.warn(f"unfinished runs, scored on their last episode so far: {names}")
 
 
 def _learning(suite: Suite, episodes, ours, provenance, progress, order, learned: float, tmp: Path) -> list[Path]:
@@ -363,12 +377,12 @@ def _run_table(episodes: pd.DataFrame, n: int, progress: pd.DataFrame, colors: d
     caption = (f"{title}: mean return of each run's last {n} training episodes (`last{n}`), its episodes and "
                "frames" + ("; `score`: that mean human-normalised" if "score" in runs else ""))
     if learned is not None:
-        first = scoring.first_reaching(curves, learned)
+        first = scoring.first_reaching(curves, learned, n)
         at = scoring.progress_at(progress, first)
         at = at.rename(columns={"updates": f"updates_{learned:g}", "time": f"seconds_{learned:g}"})
         runs = (runs.merge(first.rename(f"first_{learned:g}").reset_index(), on=["method", "task", "seed"])
                 .merge(at, on=["method", "task", "seed"], how="left"))
-        caption += (f"; `first_{learned:g}`: the first frame at which that mean reached {learned:g}, with "
+        caption += (f"; `first_{learned:g}`: the first frame at which the mean of {n} episodes reached {learned:g}, with "
                     "the updates made and training seconds by then (our runs: from the first metrics line "
                     "at or past that frame)")
     if sizes:
@@ -427,7 +441,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             # our notes (a run left out, ...) as one line each; libraries' deprecation noise not
             warnings.simplefilter("ignore")
-            warnings.filterwarnings("always", module=r"analysis\.")
+            warnings.filterwarnings("always", module=r"analysis\.|__main__")  # this module run with -m is __main__
             warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
             written = build(suite, out, args.baselines, args.results, args.methods, args.reps,
                             args.pool_shortened, args.learned)

@@ -133,19 +133,23 @@ def last_episodes(episodes: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 def running_mean(episodes: pd.DataFrame, n: int) -> pd.DataFrame:
-    """Learning curves `method, task, seed, step, raw`: at each episode's end frame, the mean
-    return of the last `n` episodes up to it (fewer at the start)."""
+    """Learning curves `method, task, seed, step, raw, episodes`: at each episode's end frame, the
+    mean return `raw` of the last `n` episodes up to it, over `episodes` of them (fewer than n at
+    the start)."""
     ordered = episodes.sort_values("step", kind="stable")
-    raw = ordered.groupby(["method", "task", "seed"])["score"].transform(
-        lambda s: s.rolling(n, min_periods=1).mean())
-    return ordered.assign(raw=raw)[["method", "task", "seed", "step", "raw"]]
+    runs = ordered.groupby(["method", "task", "seed"])["score"]
+    raw = runs.transform(lambda s: s.rolling(n, min_periods=1).mean())
+    count = (runs.cumcount() + 1).clip(upper=n)
+    return ordered.assign(raw=raw, episodes=count)[["method", "task", "seed", "step", "raw", "episodes"]]
 
 
-def first_reaching(curves: pd.DataFrame, level: float) -> pd.Series:
-    """Per run (index `method, task, seed`), the first frame at which its learning curve (rows
-    `method, task, seed, step, raw`) reaches `level`; NaN for a run that never does."""
+def first_reaching(curves: pd.DataFrame, level: float, n: int) -> pd.Series:
+    """Per run (index `method, task, seed`), the first frame at which its running mean of `n`
+    episodes (rows of `running_mean`) reaches `level` over a full window of n episodes (a lucky
+    first episode is not a learned level); NaN for a run that never does."""
     ordered = curves.sort_values("step", kind="stable")
-    reached = ordered[ordered.raw >= level].groupby(["method", "task", "seed"]).step.first()
+    full = ordered[ordered.episodes >= n]
+    reached = full[full.raw >= level].groupby(["method", "task", "seed"]).step.first()
     runs = ordered.groupby(["method", "task", "seed"]).size().index
     return reached.reindex(runs).rename("first_reaching")
 

@@ -5,6 +5,9 @@ import gzip
 import io
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -241,22 +244,29 @@ def test_captions_list_each_methods_overrides_and_mixed_runs_are_named(tmp_path,
 
 
 def test_a_learning_check_shows_every_run_over_our_frames_with_its_size(tmp_path, make_run, baselines):
-    # Two shortened runs of ours to 100,000 frames beside the published DreamerV3 (size200m) runs.
+    # Two shortened runs of ours to 100,000 frames beside the published DreamerV3 (size200m) runs,
+    # and a third on its way: at 40,000 frames.
     results = tmp_path / "runs"
-    for seed, scores in ((0, [10.0] * 30 + [600.0] * 20), (1, [20.0] * 50)):
+    for seed, scores in ((0, [10.0] * 30 + [600.0] * 20), (1, [20.0] * 50), (2, [700.0] * 20)):
         path = make_run(results, "atari100k", "cpu_atari-budget100000", "atari_road_runner", seed,
                         [(2000 * (i + 1), s) for i, s in enumerate(scores)], budget=100_000, shortened=True)
         record = json.loads((path / "config.json").read_text())
         record["config"]["size"] = "size1m"
         (path / "config.json").write_text(json.dumps(record))
     out = tmp_path / "out"
-    code, stdout, stderr = run(["atari100k", "--baselines", baselines, "--results", results, "--out", out,
-                                       "--methods", "dreamerv3", "cpu_atari-budget100000", "--learned", 500,
-                                       "--reps", 50])
-    assert code == 0, stderr
+    # As users run it (the module is __main__ then, and its warnings must still show).
+    proc = subprocess.run([sys.executable, "-m", "analysis.report", "atari100k", "--baselines", str(baselines),
+                           "--results", str(results), "--out", str(out), "--methods", "dreamerv3",
+                           "cpu_atari-budget100000", "--learned", "500", "--reps", "50"],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert ("warning: unfinished runs, scored on their last episode so far: cpu_atari-budget100000 (ours) "
+            "atari_road_runner seed 2 (40,000 of 100,000 frames)\n") in proc.stderr
     runs = pd.read_csv(out / "runs.csv")
     ours = runs[runs.method == "cpu_atari-budget100000 (ours)"].set_index("seed")
-    assert list(ours["last20"]) == [600.0, 20.0] and set(ours["size"]) == {"size1m"}
+    assert list(ours["last20"]) == [600.0, 20.0, 700.0] and set(ours["size"]) == {"size1m"}
+    # Its first full window of 20 episodes is at 40,000 frames, however high the first ones.
+    assert ours.loc[2, "first_500"] == 40_000
     random, human = 11.5, 7845.0  # Road Runner's reference scores
     assert ours.loc[0, "score"] == pytest.approx((600 - random) / (human - random))
     # 3 × 10 + 17 × 600 over 20 episodes = 511.5: the 17th high episode, at 47 × 2,000 frames.

@@ -94,7 +94,7 @@ def test_describe_names_window_fallback_and_normalisation():
 def test_bsuite_last_episodes_and_running_mean_by_hand():
     import pandas as pd
 
-    from analysis.scoring import last_episodes, running_mean
+    from analysis.scoring import first_reaching, last_episodes, running_mean
     # Written out of order on purpose: both functions order by frame.
     episodes = pd.DataFrame({"method": "m", "task": "catch/0", "seed": 0,
                              "step": [30, 10, 20, 40], "score": [1.0, -1.0, -1.0, 1.0]})
@@ -104,3 +104,9 @@ def test_bsuite_last_episodes_and_running_mean_by_hand():
     curve = running_mean(episodes, 2)
     assert curve.step.tolist() == [10, 20, 30, 40]
     assert curve.raw.tolist() == [-1.0, -1.0, 0.0, 1.0]
+    assert curve.episodes.tolist() == [1, 2, 2, 2]
+    # A level is reached over a full window: a lucky first episode does not count.
+    lucky = pd.DataFrame({"method": "m", "task": "catch/0", "seed": 0,
+                          "step": [10, 20, 30, 40], "score": [1.0, -1.0, 1.0, 1.0]})
+    assert first_reaching(running_mean(lucky, 2), 1.0, 2).tolist() == [40]
+    assert first_reaching(running_mean(lucky, 2), 2.0, 2).isna().all()
