@@ -90,7 +90,7 @@ def test_learned_level_gives_each_runs_first_frame_reaching_it(tmp_path, make_ru
     # By frame 1250 the run had logged its progress first at frame 1300.
     assert (runs.loc[0, "updates_0.5"], runs.loc[0, "seconds_0.5"]) == (130, 13.0)
     assert np.isnan(runs.loc[1, "updates_0.5"])
-    assert "first frame at which that mean reached 0.5" in (out / "runs.md").read_text()
+    assert "first frame at which the mean of 100 episodes reached 0.5" in (out / "runs.md").read_text()
     assert (out / "learning_curves.png").stat().st_size > 5_000
 
 
