@@ -25,6 +25,14 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
+def _column(column: pd.Series, digits: int) -> pd.Series:
+    """Cells rounded to `digits` decimals; a column of whole numbers (frames, counts; NaN aside)
+    without decimals."""
+    values = [v for v in column if isinstance(v, (float, np.floating)) and not math.isnan(v)]
+    whole = bool(values) and all(float(v).is_integer() for v in values)
+    return column.map(lambda v: _cell(v, 0 if whole else digits))
+
+
 def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -32,9 +40,9 @@ def count(n: int, noun: str) -> str:
 def write(stem: Path, data: pd.DataFrame, caption: str, digits: int = 3,
           display: pd.DataFrame | None = None) -> list[Path]:
     """Write `data` to stem.csv, and `display` (default: `data`) with numbers rounded to `digits`
-    decimals and `caption` above it to stem.md and stem.tex. Returns the three paths."""
-    display = (data if display is None else display).apply(
-        lambda column: column.map(lambda v: _cell(v, digits)))
+    decimals (whole-number columns without) and `caption` above it to stem.md and stem.tex.
+    Returns the three paths."""
+    display = (data if display is None else display).apply(lambda column: _column(column, digits))
     csv, md, tex = (stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
     data.to_csv(csv, index=False)
     align = ["left"] + ["right"] * (display.shape[1] - 1)

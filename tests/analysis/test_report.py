@@ -267,6 +267,10 @@ def test_a_learning_check_shows_every_run_over_our_frames_with_its_size(tmp_path
     assert list(ours["last20"]) == [600.0, 20.0, 700.0] and set(ours["size"]) == {"size1m"}
     # Its first full window of 20 episodes is at 40,000 frames, however high the first ones.
     assert ours.loc[2, "first_500"] == 40_000
+    # In the Markdown table whole-number columns (frames, and these means) have no decimals, the
+    # normalised scores keep theirs.
+    row = next(line for line in (out / "runs.md").read_text().splitlines() if "|      2 |" in line)
+    assert "|   40,000 |      700 |   0.088 |" in row, row
     random, human = 11.5, 7845.0  # Road Runner's reference scores
     assert ours.loc[0, "score"] == pytest.approx((600 - random) / (human - random))
     # 3 × 10 + 17 × 600 over 20 episodes = 511.5: the 17th high episode, at 47 × 2,000 frames.
