@@ -4,6 +4,7 @@ Standard library and numpy only, because it is imported under the reference's ve
 """
 import argparse
 import pathlib
+import time
 
 import numpy as np
 
@@ -39,3 +40,12 @@ def load_batch():
 def stats(x):
     x = np.asarray(x, np.float64)
     return {'mean': float(x.mean()), 'std': float(x.std()), 'shape': list(x.shape)}
+
+
+def update_done(u, updates, t0, losses, *files):
+    """After lockstep update `u` of `updates`: the CSV files flushed (a killed run keeps its rows)
+    and, every 10th update and the last, its losses on the terminal."""
+    for f in files:
+        f.flush()
+    if u % 10 == 0 or u == updates - 1:
+        print(u, f'{time.time() - t0:.0f}s', {k: round(v, 5) for k, v in losses.items()}, flush=True)

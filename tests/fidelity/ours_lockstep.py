@@ -83,10 +83,7 @@ def main():
             extra_csv.writerow([u, float(agent.retnorm.lo), float(agent.retnorm.hi), opt_step_count,
                                 *[metrics[k] for k in ('ret/scale', 'adv/std', 'ret/mean', 'value/mean',
                                                        'imag/reward', 'actor/entropy')]])
-            fl.flush()
-            fe.flush()
-            if u % 10 == 0 or u == args.updates - 1:
-                print(u, f'{time.time() - t0:.0f}s', {k: round(v, 5) for k, v in losses.items()}, flush=True)
+            common.update_done(u, args.updates, t0, losses, fl, fe)
     for a in arrays.values():
         a.flush()
 

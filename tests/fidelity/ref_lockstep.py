@@ -97,10 +97,7 @@ def main():
                 int(st['opt/state/3/count']), int(st['opt/state/1/0']), int(st['opt/state/2/0']),
                 int(st['slowval_count/value']), float(m['opt/grad_norm']), float(m['opt/update_rms']),
                 float(mets['adv']), float(mets['ret']), float(mets['val']), float(mets['ent/action'])])
-            fl.flush()
-            fe.flush()
-            if u % 10 == 0 or u == args.updates - 1:
-                print(u, f'{time.time() - t0:.0f}s', {k: round(v, 5) for k, v in losses.items()}, flush=True)
+            common.update_done(u, args.updates, t0, losses, fl, fe)
     for a in arrays.values():
         a.flush()
 
