@@ -19,9 +19,14 @@ def _tex(text: str) -> str:
     return "".join(_TEX.get(c, c) for c in text)
 
 
+def _fixed(value: float, digits: int) -> str:
+    # + 0.0 turns the -0.0 that rounding leaves of a tiny negative into 0.0 ("-0.000" reads as a sign)
+    return f"{round(float(value), digits) + 0.0:,.{digits}f}"
+
+
 def _cell(value, digits: int) -> str:
     if isinstance(value, (float, np.floating)):
-        return "—" if math.isnan(value) else f"{value:,.{digits}f}"
+        return "—" if math.isnan(value) else _fixed(value, digits)
     return str(value)
 
 
@@ -74,7 +79,7 @@ def aggregate_display(aggregate: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Methods × metrics with cells "value [lower, upper]" from rows `method, metric, value,
     lower, upper`."""
     cells = aggregate.assign(cell=[
-        f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        f"{_fixed(v, digits)} [{_fixed(lo, digits)}, {_fixed(hi, digits)}]"
         for v, lo, hi in zip(aggregate.value, aggregate.lower, aggregate.upper)])
     table = cells.pivot(index="method", columns="metric", values="cell")
     table = table.reindex(index=list(dict.fromkeys(aggregate.method)),

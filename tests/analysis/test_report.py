@@ -284,3 +284,14 @@ def test_a_learning_check_shows_every_run_over_our_frames_with_its_size(tmp_path
         assert theirs.loc[r["seed"], "last20"] == pytest.approx(ys[xs <= 100_000][-20:].mean())
     assert set(theirs["size"]) == {"size200m"}
     assert (out / "learning_curves_runs.png").stat().st_size > 10_000
+
+
+def test_table_cells_round_tiny_negatives_to_an_unsigned_zero(tmp_path):
+    from analysis import tables
+    data = pd.DataFrame({"method": ["a", "b"], "score": [-0.0002, -0.0021]})
+    tables.write(tmp_path / "t", data, "caption")
+    cells = [line.split("|")[2].strip() for line in (tmp_path / "t.md").read_text().splitlines()[4:]]
+    assert cells == ["0.000", "-0.002"]
+    aggregate = pd.DataFrame({"method": ["a"], "metric": ["IQM"], "value": [-0.0004],
+                              "lower": [-0.0123], "upper": [0.5]})
+    assert tables.aggregate_display(aggregate).loc[0, "IQM"] == "0.000 [-0.012, 0.500]"
