@@ -5,7 +5,7 @@ FLOPs of one update for a given size, observation type, device and precision (dr
     python -m dreamer.bench --params
     python -m dreamer.bench --size size1m,size12m --obs proprio,image --device cpu \
         [--batch 16] [--length 64] [--updates 3] [--warmup 1] [--precision float32,bfloat16] \
-        [--compile false,true] [--threads N]
+        [--compile false,true] [--threads N] [--profile]
 
 Parameter counts are the optimised parameters (`agent.model`: encoder, RSSM, decoder, heads,
 actor, critic; not the slow critic, which is an EMA copy). They are taken from an agent built on
@@ -20,7 +20,8 @@ update that compiles), then `--updates` timed ones. It reports the median second
 seconds of the first update after the counted one (compilation included), peak memory, the FLOPs, the
 machine's dense matmul rate measured in the same run at the same precision, the achieved FLOP/s
 and its fraction of that matmul rate. Rows are printed as a table and appended as JSON lines to
-`results/bench/<timestamp>.jsonl`.
+`results/bench/<timestamp>.jsonl`. `--profile` adds where an update's time goes: one more update
+under torch's profiler, each matmul and conv op's share of it and its own fraction of the matmul rate.
 """
 from __future__ import annotations
 
@@ -313,11 +314,13 @@ def _device_name(device: torch.device) -> str:
 
 def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: int = 16,
             length: int = 64, updates: int = 3, warmup: int = 1, matmul: float | None = None,
-            matmul_n: int = 2048, seed: int = 0, progress: bool = True, compile: bool = False) -> dict:
+            matmul_n: int = 2048, seed: int = 0, progress: bool = True, compile: bool = False,
+            profile: bool = False) -> dict:
     """One measurement row. `matmul` is the matmul FLOP/s to compare against (measured here when
     None). Update 0 is FLOP-counted (eagerly, not timed), then `warmup` untimed updates (at least
     one with `compile`: the update that compiles), then `updates` timed ones. The first update
-    after the counted one is also reported on its own (`first_update_s`)."""
+    after the counted one is also reported on its own (`first_update_s`). With `profile`, one more
+    update runs under torch's profiler (CPU only) and the row gets `profile` (see `op_profile`)."""
     device = torch.device(device)
     precision = resolve_precision(precision, device)
     torch.manual_seed(seed)
@@ -332,6 +335,7 @@ def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: i
         wall, cpu = time_updates(agent, data, carry, warmup + updates,
                                  f"{size} {obs} {device.type} {precision}" if progress else "")
         first, times, cpu_times = wall[0], wall[warmup:], cpu[warmup:]
+        op_seconds = profiled_op_seconds(agent, data, carry) if profile else None
     params = count_params(agent)
     del agent, data, carry
     gc.collect()
@@ -352,7 +356,60 @@ def measure(size: str, obs: str, device="cpu", precision: str = "auto", batch: i
         "torch": torch.__version__, "threads": torch.get_num_threads(), "host": _host(),
         "device_name": _device_name(device), "flop_note": FLOP_NOTE,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **({"profile": op_profile(op_seconds, by_op, matmul),
+            "profile_other": largest_other_ops(op_seconds)} if profile else {}),
     }
+
+
+# The profiler's CPU op that does the work of each op the FLOP counter counts (on the CPU a
+# forward convolution's time sits in oneDNN's op under aten::convolution).
+PROFILED_OPS = {"aten::mkldnn_convolution": "convolution", "aten::convolution_backward": "convolution_backward",
+                "aten::addmm": "addmm", "aten::mm": "mm", "aten::bmm": "bmm", "aten::baddbmm": "baddbmm"}
+
+
+def profiled_op_seconds(agent: Agent, data: dict, carry: dict) -> dict[str, float]:
+    """Self CPU seconds per op name of one update run under torch's profiler."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        agent.train(data, carry)
+    return {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
+
+
+def op_profile(op_seconds: dict[str, float], flops_by_op: dict[str, int], matmul: float) -> dict:
+    """Where an update's time goes: for each FLOP-counted op (and `other`: everything else), its
+    share of the profiled update's self CPU time, seconds, FLOP/s and fraction of `matmul` FLOP/s.
+    `op_seconds` is `profiled_op_seconds`' result, `flops_by_op` the FLOP counter's."""
+    total = sum(op_seconds.values())
+    seconds = {name: 0.0 for name in PROFILED_OPS.values()} | {"other": 0.0}
+    for key, sec in op_seconds.items():
+        seconds[PROFILED_OPS.get(key, "other")] += sec
+    result = {}
+    for name, sec in seconds.items():
+        rate = flops_by_op.get(name, 0) / sec if sec and name != "other" else None
+        result[name] = {"share": sec / total, "sec": sec, "flops_per_s": rate,
+                        "fraction_of_matmul": rate / matmul if rate is not None else None}
+    return result
+
+
+def largest_other_ops(op_seconds: dict[str, float], n: int = 5) -> dict[str, float]:
+    """The `n` ops of `other` (not FLOP-counted) that took longest: op name -> share of the update."""
+    total = sum(op_seconds.values())
+    others = sorted(((sec, key) for key, sec in op_seconds.items() if key not in PROFILED_OPS), reverse=True)
+    return {key: sec / total for sec, key in others[:n]}
+
+
+def profile_table(row: dict) -> str:
+    """The `profile` of a row as text: one line per op with any time, largest share first."""
+    lines = [f"{row['size']} {row['obs']} {row['device']} {row['precision']}{' compiled' if row['compile'] else ''}:"
+             f" where one update's time goes (torch profiler, self CPU time)",
+             f"  {'op':<22}{'share':>7}{'s':>8}{'FLOP/s':>9}{'frac':>7}"]
+    for name, p in sorted(row["profile"].items(), key=lambda item: -item[1]["share"]):
+        if p["sec"]:
+            rate = "" if p["flops_per_s"] is None else _si(p["flops_per_s"])
+            frac = "" if p["fraction_of_matmul"] is None else f"{p['fraction_of_matmul']:.3f}"
+            lines.append(f"  {name:<22}{p['share']:>7.1%}{p['sec']:>8.3g}{rate:>9}{frac:>7}")
+    lines.append("  largest of other: " + ", ".join(f"{k} {v:.1%}" for k, v in row["profile_other"].items()))
+    return "\n".join(lines)
 
 
 def _progress(it, desc: str, enabled: bool):
@@ -443,6 +500,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--out", default="results/bench", help="directory for the <timestamp>.jsonl file (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the agent and the synthetic batch (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one update per row (CPU only) and print where its time goes: each "
+                        "matmul and conv op's share of the update and its own fraction of the matmul rate")
     args = p.parse_args(argv)
 
     if args.params:
@@ -467,6 +527,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for value in _csv(args.compile):
         if value not in compiles:
             p.error(f"unknown --compile value {value!r}; valid: false, true")
+    if args.profile and set(_csv(args.device)) != {"cpu"}:
+        p.error("--profile measures CPU rows only; give --device cpu")
     try:
         for device in _csv(args.device):
             for precision in _csv(args.precision):
@@ -489,7 +551,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 with spawn.Pool(1) as pool:
                     row = pool.apply(_row, (threads, size, obs, device, precision, args.batch, args.length,
                                             args.updates, args.warmup, rate, args.matmul_n, args.seed,
-                                            not args.no_progress, compile))
+                                            not args.no_progress, compile, args.profile))
                 rows.append(row)
                 # made with the first row, so that a failed bench leaves no empty folder
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -503,6 +565,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"threads: {threads}, as a training run would choose them now: the cores of "
               f"{len(os.sched_getaffinity(0))} that other processes left free")
     print(rows_table(rows))
+    for row in rows if args.profile else []:
+        print(profile_table(row))
     print(f"wrote {len(rows)} rows to {path}")
     return rows
 

@@ -172,3 +172,29 @@ def test_each_row_is_measured_in_a_process_of_its_own(tmp_path, capsys):
     assert all(r["threads"] == 1 for r in rows)
     # One yardstick per precision, measured in this process and shared by the rows.
     assert rows[0]["matmul_flops_per_s"] == bench.matmul_rate("cpu", "float32", 128)
+
+
+def test_op_profile_splits_an_update_by_op_as_computed_by_hand():
+    seconds = {"aten::mkldnn_convolution": 2.0, "aten::convolution_backward": 3.0, "aten::mm": 1.0,
+               "aten::mul": 3.5, "aten::add": 0.5}
+    flops = {"convolution": 4e9, "convolution_backward": 6e9, "mm": 1e9}
+    profile = bench.op_profile(seconds, flops, matmul=4e9)
+    assert profile["convolution"] == {"share": 0.2, "sec": 2.0, "flops_per_s": 2e9, "fraction_of_matmul": 0.5}
+    assert profile["convolution_backward"]["fraction_of_matmul"] == 0.5
+    assert profile["mm"] == {"share": 0.1, "sec": 1.0, "flops_per_s": 1e9, "fraction_of_matmul": 0.25}
+    assert profile["other"] == {"share": 0.4, "sec": 4.0, "flops_per_s": None, "fraction_of_matmul": None}
+    assert profile["addmm"]["sec"] == 0 and profile["addmm"]["flops_per_s"] is None
+    assert bench.largest_other_ops(seconds, 2) == {"aten::mul": 0.35, "aten::add": 0.05}
+
+
+def test_profile_of_a_tiny_image_update_finds_its_convolutions(tmp_path, capsys):
+    [row] = bench.main(["--size", "size1m", "--obs", "image", "--device", "cpu", "--batch", "1",
+                        "--length", "4", "--updates", "1", "--warmup", "0", "--matmul-n", "128",
+                        "--out", str(tmp_path), "--no-progress", "--profile"])
+    profile = row["profile"]
+    assert sum(p["share"] for p in profile.values()) == pytest.approx(1.0)
+    for op in ("convolution", "convolution_backward"):
+        assert profile[op]["sec"] > 0 and profile[op]["fraction_of_matmul"] > 0, op
+    out = capsys.readouterr().out
+    assert "where one update's time goes" in out and re.search(r"convolution_backward +\d", out), out
+    assert len(row["profile_other"]) == 5 and "largest of other: aten::" in out
