@@ -1,0 +1,95 @@
+"""The world model's training curves, ours against the reference's, matched by update count.
+
+Reads reference logdirs (`metrics.jsonl` and `config.yaml`, as its `dreamerv3/main.py` writes them)
+and our run directories (`metrics.jsonl` and `config.json`), and writes to `--out`:
+- `curves.csv`: one row per logged point, columns impl (ours or reference), seed, updates, image,
+  dyn, con. All three are the unscaled loss terms: their scales are 1 on both sides, and our
+  `loss/rec` is the reference's `train/loss/image`. `updates` is what each side logs: ours the
+  update count at the log line, the reference's `train/opt/updates` averaged over its log window.
+- `curves.png`: each term by update, every seed as a thin line and each implementation's mean over
+  seeds (on a common grid of updates, where every seed of it has reached) as a thick one.
+
+Runs with our venv: python tests/fidelity/world_model_curves.py --reference DIR... --ours DIR...
+"""
+import argparse
+import json
+import pathlib
+import re
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+TERMS = ['image', 'dyn', 'con']
+KEYS = {'reference': {'updates': 'train/opt/updates', 'image': 'train/loss/image',
+                      'dyn': 'train/loss/dyn', 'con': 'train/loss/con'},
+        'ours': {'updates': 'updates', 'image': 'loss/rec', 'dyn': 'loss/dyn', 'con': 'loss/con'}}
+COLORS = {'reference': 'tab:gray', 'ours': 'tab:blue'}
+
+
+def seed_of(impl, run):
+    if impl == 'ours':
+        return json.loads((run / 'config.json').read_text())['seed']
+    match = re.search(r'^seed: (\d+)$', (run / 'config.yaml').read_text(), re.M)
+    return int(match.group(1))
+
+
+def points(impl, run):
+    """The logged points of one run that carry every term: rows (updates, image, dyn, con)."""
+    keys = KEYS[impl]
+    rows = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines() if line]
+    rows = [{name: row[key] for name, key in keys.items()} for row in rows
+            if all(key in row for key in keys.values())]
+    return pd.DataFrame(rows, columns=list(keys)).assign(impl=impl, seed=seed_of(impl, run))
+
+
+def mean_curve(runs, term, grid):
+    """The mean over seeds of `term` interpolated at `grid` updates (each seed's own points)."""
+    return np.mean([np.interp(grid, r.updates, r[term]) for _, r in runs.groupby('seed')], axis=0)
+
+
+def plot(table, path):
+    fig, axes = plt.subplots(1, len(TERMS), figsize=(5 * len(TERMS), 3.8))
+    for ax, term in zip(axes, TERMS):
+        for impl, runs in table.groupby('impl'):
+            for _, run in runs.groupby('seed'):
+                ax.plot(run.updates, run[term], color=COLORS[impl], lw=0.7, alpha=0.45)
+            reach = runs.groupby('seed').updates.max().min()
+            grid = np.linspace(runs.updates.min(), reach, 100)
+            seeds = runs.seed.nunique()
+            ax.plot(grid, mean_curve(runs, term, grid), color=COLORS[impl], lw=2.2,
+                    label=f'{impl}: mean of {seeds} seed{"s" if seeds > 1 else ""}')
+        ax.set(title=term, xlabel='updates', yscale='log' if term == 'image' else 'linear')
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle('World-model losses by update: Road Runner, size1m, train ratio 256, float32')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--reference', type=pathlib.Path, nargs='*', default=[], help='reference logdirs')
+    p.add_argument('--ours', type=pathlib.Path, nargs='*', default=[], help='our run directories')
+    p.add_argument('--max-updates', type=float, default=800, help='points beyond this are left out')
+    p.add_argument('--out', type=pathlib.Path, default=pathlib.Path('fidelity-out'))
+    args = p.parse_args()
+    runs = [points('reference', r) for r in args.reference] + [points('ours', r) for r in args.ours]
+    if not runs:
+        p.error('give at least one run with --reference or --ours')
+    table = pd.concat(runs)[['impl', 'seed', 'updates'] + TERMS]
+    table = table[table.updates <= args.max_updates].sort_values(['impl', 'seed', 'updates'])
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / 'curves.csv', index=False)
+    plot(table, args.out / 'curves.png')
+    for (impl, seed), run in table.groupby(['impl', 'seed']):
+        at = {u: float(np.interp(u, run.updates, run.image)) for u in (300, 600) if run.updates.max() >= u}
+        print(f'{impl} seed {seed}: {len(run)} points to update {run.updates.max():.0f}; image at '
+              + (', '.join(f'{u}: {v:,.0f}' for u, v in at.items()) or '—'))
+
+
+if __name__ == '__main__':
+    main()
