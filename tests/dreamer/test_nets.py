@@ -1,8 +1,9 @@
 import math
 
+import pytest
 import torch
 
-from dreamer.nets import BlockLinear, ConvDecoder, ConvEncoder, Linear, RMSNorm, init_
+from dreamer.nets import BlockLinear, ConvDecoder, ConvEncoder, Linear, RMSNorm, UpsampleConv2d, init_
 
 
 def test_block_linear_equals_a_block_diagonal_dense_layer():
@@ -72,3 +73,21 @@ def test_decoder_grid_block_g_of_deter_fills_channel_group_g():
     changed = (grids[1] - grids[0]).abs().amax((0, 2, 3)) > 0  # (C,)
     assert changed.tolist() == [2 * C // G <= c < 3 * C // G for c in range(C)]
     assert ((grids[1] - grids[0])[0, 2 * C // G:3 * C // G].abs() > 0).all()  # at every position
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_upsample_conv_equals_nearest_upsampling_then_the_conv(kernel):
+    torch.manual_seed(kernel)
+    conv = UpsampleConv2d(6, 5, kernel)
+    torch.nn.init.normal_(conv.bias)
+    x = torch.randn(3, 6, 8, 8).to(memory_format=torch.channels_last).requires_grad_()
+    ours = conv(x)
+    theirs = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"),
+                                        conv.weight, conv.bias, padding=kernel // 2)
+    assert ours.shape == theirs.shape == (3, 5, 16, 16)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(ours)
+    mine = torch.autograd.grad(ours, (x, conv.weight, conv.bias), grad)
+    ref = torch.autograd.grad(theirs, (x, conv.weight, conv.bias), grad)
+    for a, b in zip(mine, ref):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
