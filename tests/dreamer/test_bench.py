@@ -187,14 +187,13 @@ def test_op_profile_splits_an_update_by_op_as_computed_by_hand():
     assert bench.largest_other_ops(seconds, 2) == {"aten::mul": 0.35, "aten::add": 0.05}
 
 
-def test_profile_of_a_tiny_image_update_finds_its_convolutions(tmp_path, capsys):
-    [row] = bench.main(["--size", "size1m", "--obs", "image", "--device", "cpu", "--batch", "1",
-                        "--length", "4", "--updates", "1", "--warmup", "0", "--matmul-n", "128",
-                        "--out", str(tmp_path), "--no-progress", "--profile"])
+def test_profile_of_a_tiny_image_update_finds_its_convolutions():
+    row = bench.measure("size1m", "image", batch=1, length=4, updates=1, warmup=0, matmul=1e11,
+                        progress=False, profile=True)
     profile = row["profile"]
     assert sum(p["share"] for p in profile.values()) == pytest.approx(1.0)
     for op in ("convolution", "convolution_backward"):
         assert profile[op]["sec"] > 0 and profile[op]["fraction_of_matmul"] > 0, op
-    out = capsys.readouterr().out
-    assert "where one update's time goes" in out and re.search(r"convolution_backward +\d", out), out
-    assert len(row["profile_other"]) == 5 and "largest of other: aten::" in out
+    text = bench.profile_table(row)
+    assert "where one update's time goes" in text and re.search(r"convolution_backward +\d", text), text
+    assert len(row["profile_other"]) == 5 and "largest of other: aten::" in text
