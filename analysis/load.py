@@ -242,6 +242,83 @@ def our_variants(results: Path | str, suite: str) -> list[str]:
     return sorted({d.parent.parent.name for d in run_dirs(results, suite)})
 
 
+# ---------------------------------------------------------------- the reference implementation's runs
+
+REFERENCE = "reference"  # method label of runs of danijar/dreamerv3's own code (its `dreamerv3/main.py`)
+# Its task names are "<suite>_<game>"; ours are "<prefix>_<game>" with the same game names.
+_REFERENCE_PREFIX = {"atari100k": "atari"}
+
+
+def read_reference_config(logdir: Path) -> dict:
+    """suite, task (our name), seed, budget (frames) and size (our preset of the same shape, or
+    "") of a reference logdir, from the config.yaml its main.py writes."""
+    import yaml  # only reference logdirs are YAML
+
+    path = Path(logdir) / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text())
+        suite, game = config["task"].split("_", 1)
+        seed, steps = int(config["seed"]), float(config["run"]["steps"])
+        repeat = int(config["env"][suite]["repeat"])
+        rssm, enc = config["agent"]["dyn"]["rssm"], config["agent"]["enc"]["simple"]
+        shape = (rssm["deter"], rssm["hidden"], rssm["classes"], enc["depth"], enc["units"])
+    except FileNotFoundError:
+        raise LoadError(f"{logdir}: no config.yaml; not a logdir of the reference's dreamerv3/main.py") from None
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as error:
+        raise LoadError(f"{path}: malformed reference config ({type(error).__name__}: {error})") from None
+    if suite not in _REFERENCE_PREFIX:
+        raise LoadError(f"{path}: task {config['task']!r}; reference runs are read for "
+                        f"{', '.join(_REFERENCE_PREFIX)}")
+    from dreamer.config import SIZES
+
+    size = next((name for name, dims in SIZES.items() if tuple(dims) == shape), "")
+    return {"suite": suite, "task": f"{_REFERENCE_PREFIX[suite]}_{game}", "seed": seed,
+            "budget": steps * repeat, "size": size}
+
+
+def _jsonl_rows(path: Path, key: str, keys: tuple[str, ...]) -> list[tuple[float, ...]]:
+    """`keys` of the lines of a JSONL log that carry `key` (the reference writes every metric
+    group on lines of its own); none where the log is not written yet."""
+    rows = []
+    if not path.exists():
+        return rows
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            try:
+                entry = json.loads(line) if line.strip() else {}
+                if key in entry:
+                    rows.append(tuple(float(entry[k]) for k in keys))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise LoadError(f"{path}:{number}: malformed line {line.strip()[:80]!r}; expected a JSON "
+                                f"object with numeric {', '.join(map(repr, keys))}") from None
+    return rows
+
+
+def load_reference(logdirs, suite: str, full_budget: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Runs of the reference implementation, as method `REFERENCE`: (episodes in COLUMNS, progress
+    rows `method, task, seed, step, updates, time` with time unknown (NaN), {REFERENCE: size}).
+    `full_budget`: the suite's frame budget, against which a run counts as shortened."""
+    episodes, progress, sizes = [], [], set()
+    for logdir in map(Path, logdirs):
+        config = read_reference_config(logdir)
+        if config["suite"] != suite:
+            raise LoadError(f"{logdir}: a reference run of {config['suite']}, not of {suite}")
+        scores = _jsonl_rows(logdir / "scores.jsonl", "episode/score", ("step", "episode/score"))
+        if not scores:
+            warnings.warn(f"{logdir}: no finished episode yet; run left out", stacklevel=2)
+        episodes.append(_frame(suite, config["task"], REFERENCE, config["seed"], [r[0] for r in scores],
+                               [r[1] for r in scores], config["budget"] < full_budget, config["budget"]))
+        rows = _jsonl_rows(logdir / "metrics.jsonl", "train/opt/updates", ("step", "train/opt/updates"))
+        progress.append(pd.DataFrame(rows, columns=["step", "updates"], dtype=float).assign(
+            time=np.nan, method=REFERENCE, task=config["task"], seed=config["seed"]))
+        sizes.add(config["size"])
+    if len(sizes) > 1:
+        raise LoadError(f"reference runs of different sizes ({', '.join(sorted(sizes))}); report one size at a time")
+    progress = pd.concat(progress, ignore_index=True) if progress else pd.DataFrame(
+        columns=["step", "updates", "time", "method", "task", "seed"])
+    return _concat(episodes), progress, {REFERENCE: sizes.pop()} if sizes else {}
+
+
 # ---------------------------------------------------------------- bsuite CSV logs
 
 

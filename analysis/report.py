@@ -14,7 +14,8 @@ new one is complete (`.report` there lists its files, so the next report can dro
   for our runs runs.{csv,md,tex} (mean of the last 100 episodes) and learning_curves
 
 Our runs are labelled "<variant> (ours)" (analysis.load); `--methods NAME` selects the published
-method and our variant of that name alike.
+method and our variant of that name alike. Runs of the reference implementation's own code
+(`--reference LOGDIR...`, its logdirs) are the method "reference".
 """
 from __future__ import annotations
 
@@ -105,21 +106,25 @@ def pairs(methods: list[str]) -> list[tuple[str, str]]:
 
 
 def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None, reps: int = 2000,
-          pool_shortened: bool = False, learned: float | None = None) -> list[Path]:
+          pool_shortened: bool = False, learned: float | None = None, reference=()) -> list[Path]:
     """Write the report of `suite` into `out`; returns the written paths. `learned`: the score
     that counts as learned, drawn on the learning curves, and the learning check's view of every
-    run (`runs.csv`, one curve per run; `_learning`, or for bsuite `_bsuite_runs`)."""
+    run (`runs.csv`, one curve per run; `_learning`, or for bsuite `_bsuite_runs`). `reference`:
+    logdirs of the reference implementation's own runs, reported as the method `reference`."""
     rule = suite.scoring
     if rule.normalise == "bsuite":
+        if reference:
+            raise UsageError("--reference runs are read for atari100k, not for bsuite")
         return _write(out, lambda tmp: _bsuite(results, tmp, methods, learned))
     published, variants = select(suite, baselines, results, methods)
     ours = load.load_runs(results, suite.name, variants)
     check_pooling(ours.groupby(scoring.RUN, as_index=False)[["shortened", "budget"]].first(),
                   pool_shortened)
-    warn_unfinished(ours)
+    theirs, their_progress, their_size = load.load_reference(reference, suite.name, suite.budget)
+    warn_unfinished(pd.concat([ours, theirs], ignore_index=True))
     episodes = pd.concat([load.load_published(baselines, suite.name, suite.published, published),
-                          ours], ignore_index=True)
-    order = [m for m in method_order(published, variants) if m in set(episodes.method)]
+                          ours, theirs], ignore_index=True)
+    order = [m for m in [*method_order(published, variants), load.REFERENCE] if m in set(episodes.method)]
     if not order:
         raise UsageError(f"no finished episodes of {', '.join(method_order(published, variants))}")
     runs = scoring.run_scores(episodes, rule, suite.budget)
@@ -130,8 +135,10 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
     def render(tmp: Path) -> list[Path]:
         written = _tables_and_figures(suite, runs, curves, order, reps, tmp, setup, learned)
         if learned is not None:
-            written += _learning(suite, episodes, ours, provenance, load.load_progress(results, suite.name, variants),
-                                 order, learned, tmp)
+            progress = pd.concat([load.load_progress(results, suite.name, variants), their_progress],
+                                 ignore_index=True)
+            written += _learning(suite, episodes, pd.concat([ours, theirs], ignore_index=True), provenance,
+                                 progress, order, learned, tmp, their_size)
         return written
 
     return _write(out, render)
@@ -150,15 +157,17 @@ def warn_unfinished(ours: pd.DataFrame) -> None:
         warnings.warn(f"unfinished runs, scored on their last episode so far: {names}")
 
 
-def _learning(suite: Suite, episodes, ours, provenance, progress, order, learned: float, tmp: Path) -> list[Path]:
+def _learning(suite: Suite, episodes, ours, provenance, progress, order, learned: float, tmp: Path,
+              sizes: dict) -> list[Path]:
     """A learning check's view (`--learned`): every run of the tasks ours ran, ours and the
     published ones, over the frames our runs went (their largest budget), in `runs.csv` and one
-    curve per run, each method labelled with its model size (published DreamerV3: the suite's)."""
+    curve per run, each method labelled with its model size (published DreamerV3: the suite's;
+    `sizes`: those of methods without a provenance, the reference's runs)."""
     frames = float(ours.budget.max()) if len(ours) else float(suite.budget)
     if len(ours):
         episodes = episodes[episodes.task.isin(set(ours.task))]
     n = scoring.LAST_EPISODES
-    sizes = {**{"dreamerv3": suite.run_config(suite.tasks[0], 0).size},
+    sizes = {"dreamerv3": suite.run_config(suite.tasks[0], 0).size, **sizes,
              **dict(zip(provenance.method, provenance["size"]))}
     title = f"{suite.name}: every run over the first {frames:,.0f} frames"
     return _run_table(episodes[episodes.step <= frames], n, progress, plots.palette(order),
@@ -385,6 +394,9 @@ def _run_table(episodes: pd.DataFrame, n: int, progress: pd.DataFrame, colors: d
         caption += (f"; `first_{learned:g}`: the first frame at which the mean of {n} episodes reached {learned:g}, with "
                     "the updates made and training seconds by then (our runs: from the first metrics line "
                     "at or past that frame)")
+        if load.REFERENCE in set(runs.method):
+            caption += ("; the reference's runs: their updates from the first metrics line at or past it "
+                        "(their logs hold no training seconds)")
     if sizes:
         runs.insert(1, "size", runs.method.map(sizes).fillna(""))
         labels = {m: f"{m}, {sizes[m]}" if sizes.get(m) else m for m in colors}
@@ -425,6 +437,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--learned", type=float, metavar="SCORE",
                    help="the score that counts as learned: drawn on the learning curves; for "
                    "bsuite, each of our runs' first frame reaching it is tabled")
+    p.add_argument("--reference", nargs="+", type=Path, default=[], metavar="LOGDIR",
+                   help="logdirs of runs of the reference implementation (danijar/dreamerv3's "
+                   "dreamerv3/main.py), reported as the method 'reference' (atari100k)")
     p.add_argument("--pool-shortened", action="store_true",
                    help="report our runs of different budgets together, each scored in its "
                    "window scaled to its budget")
@@ -444,7 +459,7 @@ def main(argv=None) -> int:
             warnings.filterwarnings("always", module=r"analysis\.|__main__")  # this module run with -m is __main__
             warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
             written = build(suite, out, args.baselines, args.results, args.methods, args.reps,
-                            args.pool_shortened, args.learned)
+                            args.pool_shortened, args.learned, args.reference)
     except (UsageError, SuiteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

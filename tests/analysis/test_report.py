@@ -295,3 +295,55 @@ def test_table_cells_round_tiny_negatives_to_an_unsigned_zero(tmp_path):
     aggregate = pd.DataFrame({"method": ["a"], "metric": ["IQM"], "value": [-0.0004],
                               "lower": [-0.0123], "upper": [0.5]})
     assert tables.aggregate_display(aggregate).loc[0, "IQM"] == "0.000 [-0.012, 0.500]"
+
+
+REFERENCE_CONFIG = """\
+agent:
+  dyn:
+    rssm: {blocks: 8, classes: 4, deter: 512, hidden: 64, stoch: 32}
+  enc:
+    simple: {depth: 4, kernel: 5, units: 64}
+env:
+  atari100k: {repeat: 4, size: [64, 64]}
+run: {steps: 25000.0, train_ratio: 256.0}
+seed: 3
+task: atari100k_road_runner
+"""
+
+
+def test_the_reference_implementations_runs_are_a_method_of_their_own(tmp_path, make_run, baselines, capsys):
+    # A logdir as the reference's dreamerv3/main.py writes it: config.yaml, episode scores in frames,
+    # and its metrics, each group on lines of its own.
+    logdir = tmp_path / "refrun"
+    logdir.mkdir()
+    (logdir / "config.yaml").write_text(REFERENCE_CONFIG)
+    scores = [0.0] * 10 + [600.0] * 20
+    (logdir / "scores.jsonl").write_text("".join(
+        json.dumps({"step": 3000 * (i + 1), "episode/score": s}) + "\n" for i, s in enumerate(scores)))
+    (logdir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [
+        {"step": 78000, "train/opt/updates": 19000.5, "train/loss/image": 40.0},
+        {"step": 80000, "fps/policy": 3.0},
+        {"step": 82000, "train/opt/updates": 20000.5, "train/loss/image": 39.0}]))
+    results = tmp_path / "runs"
+    make_run(results, "atari100k", "cpu_atari-budget100000", "atari_road_runner", 0,
+             [(5000 * (i + 1), 20.0) for i in range(20)], budget=100_000, shortened=True)
+    out = tmp_path / "out"
+    assert report.main(["atari100k", "--baselines", str(baselines), "--results", str(results), "--out", str(out),
+                        "--methods", "cpu_atari-budget100000", "--reference", str(logdir),
+                        "--learned", "500", "--reps", "20"]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    ref = runs[runs.method == "reference"].iloc[0]
+    # size1m: the shape of its RSSM and encoder; 20 episodes of 600 last; a full window of 20 first
+    # reaches 500 at the 27th episode (3 × 0 + 17 × 600 = 510 over 20), at 27 × 3,000 frames, and the
+    # updates are those of the first metrics line at or past that frame.
+    assert (ref["size"], ref["seed"], ref["last20"], ref["episodes"]) == ("size1m", 3, 600.0, 30)
+    assert (ref["first_500"], ref["updates_500"]) == (81_000, 20000.5) and np.isnan(ref["seconds_500"])
+    assert "reference" in (out / "per_task.md").read_text()
+    # Not a reference logdir: one line naming it, nothing of the report replaced.
+    listing = (out / ".report").read_text()
+    capsys.readouterr()
+    assert report.main(["atari100k", "--baselines", str(baselines), "--results", str(results), "--out", str(out),
+                        "--reference", str(tmp_path / "runs")]) == 1
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'runs'}: no config.yaml; not a logdir of the "
+                                       "reference's dreamerv3/main.py\n")
+    assert (out / ".report").read_text() == listing
