@@ -9,6 +9,9 @@ and our run directories (`metrics.jsonl` and `config.json`), and writes to `--ou
 - `curves.png`: each term by update, every seed as a thin line and each implementation's mean over
   seeds (on a common grid of updates, where every seed of it has reached) as a thick one.
 
+`--transplanted` takes runs of ours that started from the reference's initial parameters
+(playback.py --init); they are the impl `ours from reference init`, their seed the reference's.
+
 Runs with our venv: python tests/fidelity/world_model_curves.py --reference DIR... --ours DIR...
 """
 import argparse
@@ -27,11 +30,13 @@ TERMS = ['image', 'dyn', 'con']
 KEYS = {'reference': {'updates': 'train/opt/updates', 'image': 'train/loss/image',
                       'dyn': 'train/loss/dyn', 'con': 'train/loss/con'},
         'ours': {'updates': 'updates', 'image': 'loss/rec', 'dyn': 'loss/dyn', 'con': 'loss/con'}}
-COLORS = {'reference': 'tab:gray', 'ours': 'tab:blue'}
+TRANSPLANTED = 'ours from reference init'
+KEYS[TRANSPLANTED] = KEYS['ours']
+COLORS = {'reference': 'tab:gray', 'ours': 'tab:blue', TRANSPLANTED: 'tab:orange'}
 
 
 def seed_of(impl, run):
-    if impl == 'ours':
+    if impl != 'reference':
         return json.loads((run / 'config.json').read_text())['seed']
     match = re.search(r'^seed: (\d+)$', (run / 'config.yaml').read_text(), re.M)
     return int(match.group(1))
@@ -51,7 +56,7 @@ def mean_curve(runs, term, grid):
     return np.mean([np.interp(grid, r.updates, r[term]) for _, r in runs.groupby('seed')], axis=0)
 
 
-def plot(table, path):
+def plot(table, path, title):
     fig, axes = plt.subplots(1, len(TERMS), figsize=(5 * len(TERMS), 3.8))
     for ax, term in zip(axes, TERMS):
         for impl, runs in table.groupby('impl'):
@@ -65,7 +70,7 @@ def plot(table, path):
         ax.set(title=term, xlabel='updates', yscale='log' if term == 'image' else 'linear')
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle('World-model losses by update: Road Runner, size1m, train ratio 256, float32')
+    fig.suptitle(f'World-model losses by update: {title}')
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -74,19 +79,24 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--reference', type=pathlib.Path, nargs='*', default=[], help='reference logdirs')
     p.add_argument('--ours', type=pathlib.Path, nargs='*', default=[], help='our run directories')
+    p.add_argument('--transplanted', type=pathlib.Path, nargs='*', default=[],
+                   help='our run directories that started from the reference\'s parameters')
+    p.add_argument('--title', default='Road Runner, size1m, train ratio 256, float32', help='the figure\'s setting')
     p.add_argument('--max-updates', type=float, default=800, help='points beyond this are left out')
+    p.add_argument('--at', type=int, nargs='+', default=[300, 600], help='updates at which to print the image loss')
     p.add_argument('--out', type=pathlib.Path, default=pathlib.Path('fidelity-out'))
     args = p.parse_args()
-    runs = [points('reference', r) for r in args.reference] + [points('ours', r) for r in args.ours]
+    runs = ([points('reference', r) for r in args.reference] + [points('ours', r) for r in args.ours]
+            + [points(TRANSPLANTED, r) for r in args.transplanted])
     if not runs:
-        p.error('give at least one run with --reference or --ours')
+        p.error('give at least one run with --reference, --ours or --transplanted')
     table = pd.concat(runs)[['impl', 'seed', 'updates'] + TERMS]
     table = table[table.updates <= args.max_updates].sort_values(['impl', 'seed', 'updates'])
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / 'curves.csv', index=False)
-    plot(table, args.out / 'curves.png')
+    plot(table, args.out / 'curves.png', args.title)
     for (impl, seed), run in table.groupby(['impl', 'seed']):
-        at = {u: float(np.interp(u, run.updates, run.image)) for u in (300, 600) if run.updates.max() >= u}
+        at = {u: float(np.interp(u, run.updates, run.image)) for u in args.at if run.updates.max() >= u}
         print(f'{impl} seed {seed}: {len(run)} points to update {run.updates.max():.0f}; image at '
               + (', '.join(f'{u}: {v:,.0f}' for u, v in at.items()) or '—'))
 
