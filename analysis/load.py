@@ -128,9 +128,10 @@ def read_config(run: Path) -> dict:
     return config
 
 
-def read_numbers(path: Path, keys: tuple[str, ...]) -> list[tuple[float, ...]]:
-    """The numeric `keys` of each line of a run's JSONL log, as tuples; a malformed line fails
-    naming the file and line."""
+def read_numbers(path: Path, keys: tuple[str, ...], present: str | None = None) -> list[tuple[float, ...]]:
+    """The numeric `keys` of each line of a run's JSONL log, as tuples; with `present`, of the lines
+    that carry that key only (the reference writes each metric group on lines of its own). A
+    malformed line fails naming the file and line."""
     rows = []
     with open(path) as f:
         for number, line in enumerate(f, 1):
@@ -138,6 +139,8 @@ def read_numbers(path: Path, keys: tuple[str, ...]) -> list[tuple[float, ...]]:
                 continue
             try:
                 entry = json.loads(line)
+                if present is not None and present not in entry:
+                    continue
                 row = tuple(entry[k] for k in keys)
                 if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
                     raise TypeError
@@ -276,24 +279,6 @@ def read_reference_config(logdir: Path) -> dict:
             "budget": steps * repeat, "size": size}
 
 
-def _jsonl_rows(path: Path, key: str, keys: tuple[str, ...]) -> list[tuple[float, ...]]:
-    """`keys` of the lines of a JSONL log that carry `key` (the reference writes every metric
-    group on lines of its own); none where the log is not written yet."""
-    rows = []
-    if not path.exists():
-        return rows
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            try:
-                entry = json.loads(line) if line.strip() else {}
-                if key in entry:
-                    rows.append(tuple(float(entry[k]) for k in keys))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise LoadError(f"{path}:{number}: malformed line {line.strip()[:80]!r}; expected a JSON "
-                                f"object with numeric {', '.join(map(repr, keys))}") from None
-    return rows
-
-
 def load_reference(logdirs, suite: str, full_budget: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Runs of the reference implementation, as method `REFERENCE`: (episodes in COLUMNS, progress
     rows `method, task, seed, step, updates, time` with time unknown (NaN), {REFERENCE: size}).
@@ -303,12 +288,14 @@ def load_reference(logdirs, suite: str, full_budget: float) -> tuple[pd.DataFram
         config = read_reference_config(logdir)
         if config["suite"] != suite:
             raise LoadError(f"{logdir}: a reference run of {config['suite']}, not of {suite}")
-        scores = _jsonl_rows(logdir / "scores.jsonl", "episode/score", ("step", "episode/score"))
+        path = logdir / "scores.jsonl"
+        scores = read_numbers(path, ("step", "episode/score")) if path.exists() else []
         if not scores:
             warnings.warn(f"{logdir}: no finished episode yet; run left out", stacklevel=2)
         episodes.append(_frame(suite, config["task"], REFERENCE, config["seed"], [r[0] for r in scores],
                                [r[1] for r in scores], config["budget"] < full_budget, config["budget"]))
-        rows = _jsonl_rows(logdir / "metrics.jsonl", "train/opt/updates", ("step", "train/opt/updates"))
+        path = logdir / "metrics.jsonl"
+        rows = read_numbers(path, ("step", "train/opt/updates"), "train/opt/updates") if path.exists() else []
         progress.append(pd.DataFrame(rows, columns=["step", "updates"], dtype=float).assign(
             time=np.nan, method=REFERENCE, task=config["task"], seed=config["seed"]))
         sizes.add(config["size"])
