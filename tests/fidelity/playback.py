@@ -25,8 +25,9 @@ import torch.nn.functional as F
 
 import dreamer.agent as agent_module
 from dreamer.config import make_config
-from dreamer.env import Space, signal_spaces
 from dreamer.train import train
+from ours_lib import ACT_SPACE, OBS_SPACE
+from transplant import transplant
 
 KEYS = ('image', 'reward', 'is_first', 'is_last', 'is_terminal', 'action')
 
@@ -44,8 +45,7 @@ def recorded(logdir: pathlib.Path) -> dict[str, np.ndarray]:
 class Playback:
     """The recorded steps as an environment: step i of the stream at the i-th call."""
 
-    obs_space = {'image': Space((64, 64, 3), 'uint8', low=0, high=255), **signal_spaces()}
-    act_space = {'action': Space((), 'int32', discrete=18)}
+    obs_space, act_space = OBS_SPACE, ACT_SPACE
 
     def __init__(self, steps: dict[str, np.ndarray]):
         self.steps, self.index = steps, -1
@@ -77,9 +77,6 @@ def store_recorded_actions(env: Playback) -> None:
 
 def start_from(params_path: pathlib.Path) -> None:
     """Every agent built from here on starts from the reference's parameters in `params_path`."""
-    sys.path.insert(0, str(pathlib.Path(__file__).parent))
-    from transplant import transplant
-
     params = dict(np.load(params_path))
     build = agent_module.Agent.__init__
 
