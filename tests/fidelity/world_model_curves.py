@@ -95,10 +95,23 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / 'curves.csv', index=False)
     plot(table, args.out / 'curves.png', args.title)
+    at = {}  # (impl, updates) -> the image loss of each seed that reached it
     for (impl, seed), run in table.groupby(['impl', 'seed']):
-        at = {u: float(np.interp(u, run.updates, run.image)) for u in args.at if run.updates.max() >= u}
+        for u in args.at:
+            if run.updates.max() >= u:
+                at.setdefault((impl, u), []).append(float(np.interp(u, run.updates, run.image)))
         print(f'{impl} seed {seed}: {len(run)} points to update {run.updates.max():.0f}; image at '
-              + (', '.join(f'{u}: {v:,.0f}' for u, v in at.items()) or '—'))
+              + (', '.join(f'{u}: {at[impl, u][-1]:,.0f}' for u in args.at if run.updates.max() >= u) or '—'))
+    for u in args.at:
+        ref = at.get(('reference', u), [])
+        for impl in sorted({i for i, v in at if v == u}):
+            seeds = at[impl, u]
+            line = f'image at {u}, {impl}: {np.mean(seeds):,.0f} ± {np.std(seeds, ddof=1) if len(seeds) > 1 else 0:,.0f} ({len(seeds)} seeds)'
+            if impl != 'reference' and len(ref) > 1:
+                # issue 25's bound: inside the reference's mean + max(std, 10% of the mean)
+                bound = np.mean(ref) + max(np.std(ref, ddof=1), 0.1 * np.mean(ref))
+                line += f'; the reference\'s bound {bound:,.0f}: {"inside" if np.mean(seeds) <= bound else "outside"}'
+            print(line)
 
 
 if __name__ == '__main__':
