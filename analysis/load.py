@@ -306,6 +306,46 @@ def load_reference(logdirs, suite: str, full_budget: float) -> tuple[pd.DataFram
     return _concat(episodes), progress, {REFERENCE: sizes.pop()} if sizes else {}
 
 
+# ---------------------------------------------------------------- training signals
+
+# What a learning check shows beside the returns: signal -> (our metric, the reference's metric).
+# Both sides define them alike: the policy's entropy averaged over imagined states, the
+# unscaled loss terms (their scales are 1 in both configs), and the standard deviation of the
+# advantages divided by the return scale. The reference's reconstruction loss is its image
+# key's, the only observation of the one suite whose reference runs are read.
+SIGNALS = {"policy entropy": ("actor/entropy", "train/ent/action"),
+           "reconstruction loss": ("loss/rec", "train/loss/image"),
+           "dynamics loss": ("loss/dyn", "train/loss/dyn"),
+           "reward loss": ("loss/rew", "train/loss/rew"),
+           "advantage std": ("adv/std", "train/adv_std")}
+
+
+def _signals(path: Path, side: int, **labels) -> pd.DataFrame:
+    """The SIGNALS of one metrics log (`side`: 0 ours, 1 the reference's) as rows `signal, step,
+    value` plus `labels` as columns; a signal the log never carries is left out."""
+    frames = []
+    for name, keys in SIGNALS.items():
+        rows = read_numbers(path, ("step", keys[side]), keys[side]) if path.exists() else []
+        frames.append(pd.DataFrame(rows, columns=["step", "value"], dtype=float).assign(signal=name))
+    return pd.concat(frames, ignore_index=True).assign(**labels)
+
+
+def load_signals(results: Path | str, suite: str, variants=None, reference=()) -> pd.DataFrame:
+    """The training signals (SIGNALS) of our runs of `suite` and of the reference's logdirs: rows
+    `method, task, seed, signal, step, value`, `step` in frames, one per logged point."""
+    frames = []
+    for run in run_dirs(results, suite, variants):
+        config = read_config(run)
+        frames.append(_signals(RunDir(run).logs["metrics"], 0, method=ours(config["variant"]),
+                               task=config["task"], seed=config["seed"]))
+    for logdir in map(Path, reference):
+        config = read_reference_config(logdir)
+        frames.append(_signals(logdir / "metrics.jsonl", 1, method=REFERENCE, task=config["task"],
+                               seed=config["seed"]))
+    columns = ["method", "task", "seed", "signal", "step", "value"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
 # ---------------------------------------------------------------- bsuite CSV logs
 
 

@@ -131,6 +131,30 @@ def improvement(pairs: pd.DataFrame, colors: dict, stem: Path, title: str) -> li
     return save(fig, stem)
 
 
+def training_signals(signals: pd.DataFrame, colors: dict, stem: Path, title: str,
+                     log_scale=("reconstruction loss",)) -> list[Path]:
+    """One panel per signal (and a row per task when several), one line per run over frames;
+    rows `method, task, seed, signal, step, value`. `log_scale`: signals drawn on a log axis (a
+    reconstruction loss falls by orders of magnitude)."""
+    scale, xlabel = frames_unit(signals.step.max())
+    data = signals.assign(frames=signals.step / scale,
+                          game=signals.task.str.replace(r"^(atari|dmc)_", "", regex=True))
+    many = data.game.nunique() > 1
+    grid = sns.relplot(data=data, x="frames", y="value", hue="method", style="seed", units="seed",
+                       estimator=None, col="signal", row="game" if many else None, kind="line",
+                       palette=colors, hue_order=[m for m in colors if m in set(data.method)],
+                       col_order=list(dict.fromkeys(signals.signal)), height=2.6, aspect=1.2,
+                       facet_kws={"sharey": False})
+    grid.set_titles("{row_name}: {col_name}" if many else "{col_name}")
+    grid.set_axis_labels(xlabel, "")
+    for key, ax in grid.axes_dict.items():  # keyed (game, signal) with rows, else signal
+        if (key[1] if many else key) in log_scale:
+            ax.set_yscale("log")
+    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, title=None, frameon=False)
+    grid.figure.suptitle(title, y=1.03)
+    return save(grid.figure, stem)
+
+
 def success_curves(run_scores: pd.DataFrame, colors: dict, stem: Path, what: str,
                    title: str) -> list[Path]:
     """Fraction of runs that succeeded by each frame; rows `method, hi, first_success` per run."""

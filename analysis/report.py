@@ -138,7 +138,8 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
             progress = pd.concat([load.load_progress(results, suite.name, variants), their_progress],
                                  ignore_index=True)
             written += _learning(suite, episodes, pd.concat([ours, theirs], ignore_index=True), provenance,
-                                 progress, order, learned, tmp, their_size)
+                                 progress, order, learned, tmp, their_size,
+                                 load.load_signals(results, suite.name, variants, reference))
         return written
 
     return _write(out, render)
@@ -158,11 +159,13 @@ def warn_unfinished(ours: pd.DataFrame) -> None:
 
 
 def _learning(suite: Suite, episodes, ours, provenance, progress, order, learned: float, tmp: Path,
-              sizes: dict) -> list[Path]:
+              sizes: dict, signals: pd.DataFrame) -> list[Path]:
     """A learning check's view (`--learned`): every run of the tasks ours ran, ours and the
     published ones, over the frames our runs went (their largest budget), in `runs.csv` and one
     curve per run, each method labelled with its model size (published DreamerV3: the suite's;
-    `sizes`: those of methods without a provenance, the reference's runs)."""
+    `sizes`: those of methods without a provenance, the reference's runs); and the training
+    signals of ours and the reference's runs (`signals`: rows of `load.load_signals`), which the
+    published runs lack, in `signals.csv` and `training_signals.png`."""
     frames = float(ours.budget.max()) if len(ours) else float(suite.budget)
     if len(ours):
         episodes = episodes[episodes.task.isin(set(ours.task))]
@@ -170,8 +173,23 @@ def _learning(suite: Suite, episodes, ours, provenance, progress, order, learned
     sizes = {"dreamerv3": suite.run_config(suite.tasks[0], 0).size, **sizes,
              **dict(zip(provenance.method, provenance["size"]))}
     title = f"{suite.name}: every run over the first {frames:,.0f} frames"
-    return _run_table(episodes[episodes.step <= frames], n, progress, plots.palette(order),
-                      tmp / "learning_curves_runs", learned, title, suite.scoring, sizes)
+    written = _run_table(episodes[episodes.step <= frames], n, progress, plots.palette(order),
+                         tmp / "learning_curves_runs", learned, title, suite.scoring, sizes)
+    signals = signals[signals.method.isin(order) & (signals.step <= frames)]
+    if not len(signals):
+        return written
+    labels, colors = _sized(plots.palette(order), sizes)
+    signals.to_csv(tmp / "signals.csv", index=False)  # thousands of rows: no Markdown or LaTeX twin
+    return [*written, tmp / "signals.csv",
+            *plots.training_signals(signals.assign(method=signals.method.map(labels)), colors,
+                                    tmp / "training_signals", f"{suite.name}: training signals of each run")]
+
+
+def _sized(colors: dict, sizes: dict) -> tuple[dict, dict]:
+    """Method labels with their model size where known ("method, size1m"), and `colors` keyed by
+    those labels."""
+    labels = {m: f"{m}, {sizes[m]}" if sizes.get(m) else m for m in colors}
+    return labels, {labels[m]: c for m, c in colors.items()}
 
 
 def settings_text(runs: pd.DataFrame, order: list[str]) -> str:
@@ -399,9 +417,8 @@ def _run_table(episodes: pd.DataFrame, n: int, progress: pd.DataFrame, colors: d
                         "(their logs hold no training seconds)")
     if sizes:
         runs.insert(1, "size", runs.method.map(sizes).fillna(""))
-        labels = {m: f"{m}, {sizes[m]}" if sizes.get(m) else m for m in colors}
+        labels, colors = _sized(colors, sizes)
         curves = curves.assign(method=curves.method.map(labels))
-        colors = {labels[m]: c for m, c in colors.items()}
     caption += "; from the runs' episode logs."
     print(f"\n{caption}\n\n{runs.to_markdown(index=False)}")
     return (tables.write(curves_stem.parent / "runs", runs, caption, 3)

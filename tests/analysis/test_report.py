@@ -347,3 +347,46 @@ def test_the_reference_implementations_runs_are_a_method_of_their_own(tmp_path, 
     assert capsys.readouterr().err == (f"error: {tmp_path / 'runs'}: no config.yaml; not a logdir of the "
                                        "reference's dreamerv3/main.py\n")
     assert (out / ".report").read_text() == listing
+
+
+def test_a_learning_check_draws_the_training_signals_of_ours_and_the_references_runs(tmp_path, make_run, baselines):
+    logdir = tmp_path / "refrun"
+    logdir.mkdir()
+    (logdir / "config.yaml").write_text(REFERENCE_CONFIG)
+    (logdir / "scores.jsonl").write_text(json.dumps({"step": 3000, "episode/score": 0.0}) + "\n")
+    # Its metric groups come on lines of their own; the train group carries the signals.
+    (logdir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [
+        {"step": 4400, "train/opt/updates": 2.0, "train/ent/action": 2.89, "train/loss/image": 1900.0,
+         "train/loss/dyn": 7.8, "train/loss/rew": 5.5, "train/adv_std": 0.12},
+        {"step": 4500, "fps/policy": 3.0},
+        {"step": 120_000, "train/opt/updates": 7000.0, "train/ent/action": 1.5, "train/loss/image": 10.0,
+         "train/loss/dyn": 1.0, "train/loss/rew": 0.1, "train/adv_std": 0.3}]))
+    results = tmp_path / "runs"
+    run = make_run(results, "atari100k", "cpu_atari-budget100000", "atari_road_runner", 0,
+                   [(5000, 20.0)], budget=100_000, shortened=True)
+    # Ours: a line before the first update carries no losses; an older log may lack a signal.
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [
+        {"step": 1000, "time": 1.0, "updates": 0},
+        {"step": 4252, "time": 9.0, "updates": 10, "actor/entropy": 2.8904, "loss/rec": 2120.0,
+         "loss/dyn": 8.6, "loss/rew": 5.54},
+        {"step": 8000, "time": 20.0, "updates": 250, "actor/entropy": 2.88, "loss/rec": 1600.0,
+         "loss/dyn": 7.5, "loss/rew": 4.0, "adv/std": 0.01}]))
+    out = tmp_path / "out"
+    assert report.main(["atari100k", "--baselines", str(baselines), "--results", str(results), "--out", str(out),
+                        "--methods", "cpu_atari-budget100000", "--reference", str(logdir),
+                        "--learned", "500", "--reps", "20"]) == 0
+    signals = pd.read_csv(out / "signals.csv")
+    assert list(signals.columns) == ["method", "task", "seed", "signal", "step", "value"]
+    ours = signals[signals.method == "cpu_atari-budget100000 (ours)"].set_index(["signal", "step"]).value
+    assert ours.to_dict() == {
+        ("policy entropy", 4252): 2.8904, ("policy entropy", 8000): 2.88,
+        ("reconstruction loss", 4252): 2120.0, ("reconstruction loss", 8000): 1600.0,
+        ("dynamics loss", 4252): 8.6, ("dynamics loss", 8000): 7.5,
+        ("reward loss", 4252): 5.54, ("reward loss", 8000): 4.0, ("advantage std", 8000): 0.01}
+    # The reference's, up to the frames our runs went (100,000): its line at 120,000 is left out.
+    theirs = signals[signals.method == "reference"]
+    assert set(theirs.seed) == {3} and set(theirs.step) == {4400}
+    assert theirs.set_index("signal").value.to_dict() == {
+        "policy entropy": 2.89, "reconstruction loss": 1900.0, "dynamics loss": 7.8, "reward loss": 5.5,
+        "advantage std": 0.12}
+    assert (out / "training_signals.png").stat().st_size > 10_000
