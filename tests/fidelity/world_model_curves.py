@@ -7,7 +7,8 @@ and our run directories (`metrics.jsonl` and `config.json`), and writes to `--ou
   `loss/rec` is the reference's `train/loss/image`. `updates` is what each side logs: ours the
   update count at the log line, the reference's `train/opt/updates` averaged over its log window.
 - `curves.png`: each term by update, every seed as a thin line and each implementation's mean over
-  seeds (on a common grid of updates, where every seed of it has reached) as a thick one.
+  seeds (on a common grid of updates, where every seed of it has reached) as a thick one, shaded
+  between its lowest and highest seed.
 
 `--transplanted` takes runs of ours that started from the reference's initial parameters
 (playback.py --init); they are the impl `ours from reference init`, their seed the reference's.
@@ -51,9 +52,11 @@ def points(impl, run):
     return pd.DataFrame(rows, columns=list(keys)).assign(impl=impl, seed=seed_of(impl, run))
 
 
-def mean_curve(runs, term, grid):
-    """The mean over seeds of `term` interpolated at `grid` updates (each seed's own points)."""
-    return np.mean([np.interp(grid, r.updates, r[term]) for _, r in runs.groupby('seed')], axis=0)
+def seed_band(runs, term, grid):
+    """The mean over seeds of `term` interpolated at `grid` updates (each seed's own points), and
+    the lowest and highest seed there: (mean, low, high)."""
+    curves = np.array([np.interp(grid, r.updates, r[term]) for _, r in runs.groupby('seed')])
+    return curves.mean(0), curves.min(0), curves.max(0)
 
 
 def plot(table, path, title):
@@ -65,8 +68,10 @@ def plot(table, path, title):
             reach = runs.groupby('seed').updates.max().min()
             grid = np.linspace(runs.updates.min(), reach, 100)
             seeds = runs.seed.nunique()
-            ax.plot(grid, mean_curve(runs, term, grid), color=COLORS[impl], lw=2.2,
-                    label=f'{impl}: mean of {seeds} seed{"s" if seeds > 1 else ""}')
+            mean, low, high = seed_band(runs, term, grid)
+            ax.fill_between(grid, low, high, color=COLORS[impl], alpha=0.15, lw=0)
+            ax.plot(grid, mean, color=COLORS[impl], lw=2.2,
+                    label=f'{impl}: mean of {seeds} seed{"s" if seeds > 1 else ""}, band: lowest to highest')
         ax.set(title=term, xlabel='updates', yscale='log' if term == 'image' else 'linear')
         ax.grid(alpha=0.3)
     axes[0].legend()
