@@ -4,7 +4,7 @@ tokens, the decoder's pre-sigmoid output, the posterior and prior logits and det
 our own (torch's generator, seeded before the build).
 
 Writes OUT/ours_init_stats.json. Run from the repository root with our venv:
-    python tests/fidelity/ours_init_stats.py [--seeds 0 1 2 3 4] [--out DIR]
+    python tests/fidelity/ours_init_stats.py [--seeds 0 1 ... 19] [--out DIR]
 """
 import json
 import time
@@ -17,7 +17,7 @@ import ours_lib as L
 
 def main():
     parser = common.parser(__doc__)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--seeds', type=int, nargs='+', default=list(range(20)))
     args = parser.parse_args()
     out = common.out_dir(args.out)
     torch.set_num_threads(1)  # the figures must not depend on the machine's core count

@@ -3,7 +3,7 @@ unscaled loss terms and the mean and std of the encoder tokens, the decoder's pr
 the posterior and prior logits and deter. Sampling is the reference's own, seeded by the seed.
 
 Writes OUT/ref_init_stats.json. Run with the reference's venv and DREAMERV3_REF set:
-    $REFVENV/bin/python tests/fidelity/ref_init_stats.py [--seeds 0 1 2 3 4] [--out DIR]
+    $REFVENV/bin/python tests/fidelity/ref_init_stats.py [--seeds 0 1 ... 19] [--out DIR]
 """
 import json
 import time
@@ -15,7 +15,7 @@ import common
 
 def main():
     parser = common.parser(__doc__)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--seeds', type=int, nargs='+', default=list(range(20)))
     args = parser.parse_args()
     import ref_lib as R  # after parsing, so that --help needs no DREAMERV3_REF
 
