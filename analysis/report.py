@@ -173,12 +173,13 @@ def _learning(suite: Suite, episodes, ours, provenance, progress, order, learned
     sizes = {"dreamerv3": suite.run_config(suite.tasks[0], 0).size, **sizes,
              **dict(zip(provenance.method, provenance["size"]))}
     title = f"{suite.name}: every run over the first {frames:,.0f} frames"
-    written = _run_table(episodes[episodes.step <= frames], n, progress, plots.palette(order),
+    palette = plots.palette(order)
+    written = _run_table(episodes[episodes.step <= frames], n, progress, palette,
                          tmp / "learning_curves_runs", learned, title, suite.scoring, sizes)
     signals = signals[signals.method.isin(order) & (signals.step <= frames)]
     if not len(signals):
         return written
-    labels, colors = _sized(plots.palette(order), sizes)
+    labels, colors = _sized(palette, sizes)
     signals.to_csv(tmp / "signals.csv", index=False)  # thousands of rows: no Markdown or LaTeX twin
     return [*written, tmp / "signals.csv",
             *plots.training_signals(signals.assign(method=signals.method.map(labels)), colors,

@@ -35,11 +35,11 @@ def main():
                    'the base draw as it is, the control of a swap)')
     p.add_argument('--to', type=pathlib.Path, required=True, help='the file to write')
     args = p.parse_args()
-    reference = dict(np.load(args.reference))
-    ours = our_draw(args.seed, reference)
     unknown = sorted(set(args.keys) - set(build_mapping()))
     if unknown:
         p.error(f'not parameter keys of the reference: {", ".join(unknown)}')
+    reference = dict(np.load(args.reference))
+    ours = our_draw(args.seed, reference)
     base, other = (ours, reference) if args.base == 'ours' else (reference, ours)
     np.savez(args.to, **{**base, **{k: other[k] for k in args.keys}})
 
