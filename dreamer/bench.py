@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "matmuls have bf16 units, i.e. CUDA or a CPU with AVX512-BF16/AMX; default %(default)s)")
     p.add_argument("--compile", default="false",
                    help="comma-separated: false, true (agent.compile: the RSSM's step functions "
-                        "compiled; their compile time shows in the '1st s' column; default %(default)s)")
+                        "and the norms compiled; their compile time shows in the '1st s' column; default %(default)s)")
     p.add_argument("--batch", type=int, default=16, help="batch size B (default %(default)s)")
     p.add_argument("--length", type=int, default=64, help="sequence length T (default %(default)s)")
     p.add_argument("--updates", type=int, default=3, help="timed updates (default %(default)s)")

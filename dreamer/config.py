@@ -118,7 +118,7 @@ class AgentConfig:
     horizon: int = 15
     discount_horizon: float = 333.0  # γ = 1 − 1/333
     lam: float = 0.95
-    compile: bool = False  # torch.compile the RSSM's per-step functions (pays off in long runs)
+    compile: bool = False  # torch.compile the RSSM's per-step functions and the norms (pays off in long runs)
     precision: str = "auto"  # auto: bf16 autocast where matmuls have bf16 units (CUDA, AVX512-BF16/AMX CPUs); or float32 / bfloat16
 
 

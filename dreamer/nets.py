@@ -1,6 +1,7 @@
 """Layers with the reference initialisation (dreamer/README.md, "Initialisation").
 
-Layer order everywhere: Linear (or conv then max-pool) → RMSNorm → SiLU.
+Layer order everywhere: Linear (or conv then max-pool) → RMSNorm → SiLU, the last two as one
+module (`RMSNorm(act=True)`), so that compiling it (`agent.compile`) fuses their elementwise chain.
 """
 from __future__ import annotations
 
@@ -53,17 +54,20 @@ class BlockLinear(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """RMS normalisation over the last axis (or the channel axis of NCHW maps), computed in fp32."""
+    """RMS normalisation over the last axis (or the channel axis of NCHW maps), computed in fp32,
+    then cast back to the input's dtype; with `act`, SiLU after it."""
 
-    def __init__(self, dim: int, eps: float = 1e-4, channel_axis: int = -1):
+    def __init__(self, dim: int, eps: float = 1e-4, channel_axis: int = -1, act: bool = False):
         super().__init__()
         self.scale = nn.Parameter(torch.ones(dim))
         self.eps = eps
         self.axis = channel_axis
+        self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.scale if self.axis == -1 else self.scale[:, None, None]
-        return self._norm(x, self.axis, scale)
+        x = self._norm(x, self.axis, scale)
+        return F.silu(x) if self.act else x
 
     def blockwise(self, x: torch.Tensor) -> torch.Tensor:
         """Block-major (G, N, dim/G) → the same layout, each row normalised over all its dim values."""
@@ -80,7 +84,7 @@ class Dense(nn.Sequential):
     """Linear → RMSNorm → SiLU."""
 
     def __init__(self, inp: int, out: int):
-        super().__init__(Linear(inp, out), RMSNorm(out), nn.SiLU())
+        super().__init__(Linear(inp, out), RMSNorm(out, act=True))
 
 
 class MLP(nn.Sequential):
@@ -99,14 +103,17 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, channels: int, resolution: int, depth: int, mults, kernel: int):
         super().__init__()
-        layers, inp = [], channels
-        for mult in mults:
+        # Stage i's layers sit at positions 4i.. as when SiLU was a module of its own after each
+        # norm, so that checkpoints and tests/fidelity's mapping keep their keys.
+        layers, inp = OrderedDict(), channels
+        for i, mult in enumerate(mults):
             conv = nn.Conv2d(inp, depth * mult, kernel, padding=kernel // 2)
             init_(conv.weight, kernel * kernel * inp)
             nn.init.zeros_(conv.bias)
-            layers += [conv, nn.MaxPool2d(2), RMSNorm(depth * mult, channel_axis=1), nn.SiLU()]
+            stage = [conv, nn.MaxPool2d(2), RMSNorm(depth * mult, channel_axis=1, act=True)]
+            layers.update((str(4 * i + j), layer) for j, layer in enumerate(stage))
             inp = depth * mult
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(layers)
         self.out_dim = (resolution // 2 ** len(mults)) ** 2 * inp
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -164,17 +171,18 @@ class ConvDecoder(nn.Module):
         grid = self.minres**2 * depths[-1]
         self.space_deter = BlockLinear(deter, grid, blocks)
         self.space_stoch = nn.Sequential(Dense(stoch, 2 * units), Linear(2 * units, grid))
-        self.space_norm = RMSNorm(depths[-1], channel_axis=1)
+        self.space_norm = RMSNorm(depths[-1], channel_axis=1, act=True)
         # Each layer is named by its position as when an upsampling module stood before each conv
-        # (convs at 1, 5, 9, 13), so that checkpoints and tests/fidelity's mapping keep their keys.
-        layers, inp, position = OrderedDict(), depths[-1], 0
-        for out in [*reversed(depths[:-1]), channels]:
+        # and SiLU after each norm (convs at 1, 5, 9, 13, norms at 2, 6, 10), so that checkpoints
+        # and tests/fidelity's mapping keep their keys.
+        layers, inp = OrderedDict(), depths[-1]
+        for i, out in enumerate([*reversed(depths[:-1]), channels]):
             conv = UpsampleConv2d(inp, out, kernel)
             init_(conv.weight, kernel * kernel * inp)
             nn.init.zeros_(conv.bias)
-            position += 1
-            for layer in [conv] + ([RMSNorm(out, channel_axis=1), nn.SiLU()] if out != channels else []):
-                layers[str(position)], position = layer, position + 1
+            layers[str(4 * i + 1)] = conv
+            if out != channels:
+                layers[str(4 * i + 2)] = RMSNorm(out, channel_axis=1, act=True)
             inp = out
         self.net = nn.Sequential(layers)
 
@@ -186,5 +194,5 @@ class ConvDecoder(nn.Module):
         x0 = self.space_deter(deter.reshape(n, G, -1).transpose(0, 1))
         x0 = x0.reshape(G, n, m, m, -1).permute(1, 0, 4, 2, 3).reshape(n, self.depth, m, m)
         x1 = self.space_stoch(stoch).reshape(n, m, m, self.depth).permute(0, 3, 1, 2)
-        x = F.silu(self.space_norm(x0 + x1)).contiguous(memory_format=torch.channels_last)
+        x = self.space_norm(x0 + x1).contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.net(x).float()).permute(0, 2, 3, 1)

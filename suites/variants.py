@@ -59,9 +59,9 @@ VARIANTS = {v.name: v for v in (
             per_suite={"bsuite": ("size=size1m", "run.train_ratio=128", "agent.compile=true")},
             suites=("bsuite",)),
     # The CPU learning check on the main job's path: an Atari 100k game at size1m, everything else
-    # the suite's (train ratio 256, action repeat 4, the atari100k protocol).
+    # the suite's (train ratio 256, action repeat 4, the atari100k protocol), compiled.
     Variant("cpu_atari", "CPU learning check on Atari 100k: size1m, everything else the suite's",
-            per_suite={"atari100k": ("size=size1m",)}, suites=("atari100k",)),
+            per_suite={"atari100k": ("size=size1m", "agent.compile=true")}, suites=("atari100k",)),
     Variant("no_repval", "ablation: no replay-value loss (scale 0 instead of 0.3)",
             config=("agent.loss.repval=0",)),
 )}

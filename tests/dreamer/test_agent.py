@@ -212,11 +212,13 @@ def test_bf16_autocast_computes_the_fp32_losses_and_gradients(image):
     assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) >= 0.99
 
 
-def test_compiled_steps_compute_the_eager_losses_and_gradients():
-    """agent.compile (the RSSM's step functions compiled) against the plain fp32 eager step: in
-    fp32 to float tolerance, and compiled bf16 as closely as eager bf16 is held to fp32. Compiling
-    takes about a minute on one core the first time, seconds from torch's compile cache."""
-    obs_space, act_space = spaces(discrete=False)
+@pytest.mark.parametrize("image", [False, True])
+def test_compiled_steps_compute_the_eager_losses_and_gradients(image):
+    """agent.compile (the RSSM's step functions and every norm with its SiLU compiled) against the
+    plain fp32 eager step: in fp32 to float tolerance, and compiled bf16 as closely as eager bf16 is
+    held to fp32. Compiling takes about a minute on one core the first time, seconds from torch's
+    compile cache."""
+    obs_space, act_space = spaces(image=image, discrete=image)
     batch = random_batch(obs_space, act_space, B=4, T=16)
     fp32, g32 = losses_and_grad("float32", batch, obs_space, act_space)
     compiled, g_compiled = losses_and_grad("float32", batch, obs_space, act_space, compile=True)

@@ -100,9 +100,9 @@ def test_cpu_checks_change_only_size_and_train_ratio_and_compile(variant, suite_
     assert to_dict(smoke) == to_dict(same_otherwise)
 
 
-def test_cpu_atari_changes_only_the_size():
+def test_cpu_atari_changes_only_the_size_and_compile():
     suite = get_suite("atari100k")
     config, protocol = resolve("cpu_atari", "atari100k")
     assert (config.size, config.run.train_ratio, config.run.action_repeat) == ("size1m", 256, 4)
-    assert to_dict(config) == to_dict(suite.run_config(suite.tasks[0], 0, ["size=size1m"]))
+    assert to_dict(config) == to_dict(suite.run_config(suite.tasks[0], 0, ["size=size1m", "agent.compile=true"]))
     assert protocol == suite.protocol
