@@ -36,6 +36,9 @@ from suites.base import SuiteError
 SLOT_POLL_SECONDS = 1.0
 # Slurm job states of a job that has not started (again) yet, and of one still running; any
 # other state (COMPLETED, FAILED, CANCELLED, TIMEOUT, ...) has ended.
+# How a job ends when something outside the training ends it (a session's end, a kill, scancel,
+# its time limit, preemption, its node's failure): the run has no error, and resumes at the next launch.
+INTERRUPTIONS = {"killed", "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "DEADLINE"}
 _WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "RESV_DEL_HOLD"}
 _RUNNING = {"RUNNING", "CONFIGURING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
 

@@ -20,7 +20,7 @@ ROWS = 20
 # Without a terminal (a log file, a pipe), the block is printed again when a run changes state,
 # else at most this often.
 PRINT_SECONDS = 60.0
-ORDER = ("running", "failed", "stopped", "queued", "partial", "new")  # which runs get a line first
+ORDER = ("running", "failed", "interrupted", "stopped", "queued", "partial", "new")  # which runs get a line first
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ EXECUTORS = ("local", "slurm")
 PROFILE_FIELDS = {"partition": str, "account": str, "qos": str, "constraint": str,
                   "gpus_per_task": int, "cpus_per_task": int, "mem_gb": int, "time_min": int,
                   "array_parallelism": int}
-TO_SUBMIT = ("new", "partial", "stopped", "failed")
+TO_SUBMIT = ("new", "partial", "stopped", "interrupted", "failed")
 # What the processes a launch starts print outside a run (local job controllers), in submitit's folder.
 SUBMISSION_LOG = "submission.log"
 POLL_SECONDS = 5.0
@@ -59,6 +59,7 @@ class PlannedRun:
     identity: RunIdentity
     state: str = "new"
     record: JobRecord | None = None
+    job: tuple[str, str] | None = None  # the scheduler's (state, word) for `record`
     source: Path | None = None  # the finished shorter run this one continues (--continue-from)
 
 
@@ -229,8 +230,8 @@ def _check_same_config(run: PlannedRun) -> None:
 
 def refresh(plan: Plan) -> None:
     """Update every run's state and record from its run dir and the scheduler."""
-    for run, (state, record, _) in zip(plan.runs, states([r.run_dir for r in plan.runs])):
-        run.state, run.record = state, record
+    for run, (state, record, job) in zip(plan.runs, states([r.run_dir for r in plan.runs])):
+        run.state, run.record, run.job = state, record, job
 
 
 def budget_text(config: Config) -> str:
@@ -381,7 +382,7 @@ def wait(plan: Plan) -> bool:
     failed = [r for r in plan.runs if r.state != "done"]
     for r in failed:
         print(f"{r.task} seed {r.seed}: {r.state}: {why_not_done(r)}", file=sys.stderr)
-    if any(r.state != "stopped" for r in failed):
+    if any(r.state not in ("stopped", "interrupted") for r in failed):
         print(f"their logs: python -m suites.status {plan.suite.name} --variant {plan.variant} --results {plan.results}",
               file=sys.stderr)
     return not failed
@@ -392,6 +393,8 @@ def why_not_done(run: PlannedRun) -> str:
         return "no job recorded"
     if run.state == "stopped":
         return f"by suites.stop at {time.strftime('%H:%M:%S', time.localtime(run.record.stopped))}; the next launch resumes it"
+    if run.state == "interrupted":
+        return f"its job ended without an error ({run.job[1]}); the next launch resumes it"
     return error_line(run.run_dir, run.record)
 
 

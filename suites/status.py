@@ -6,7 +6,9 @@ A run's state is one of:
   running  a process holds the run's lock: it is training the run, whether a job or a start by hand;
   queued   its recorded job is in the scheduler but trains nothing yet (local: waits for a slot);
   stopped  `suites.stop` stopped its recorded job; the next launch resumes it;
-  failed   its recorded job ended without finishing the run (error, cancelled, killed, timed out);
+  interrupted  its recorded job was ended from outside without an error (killed, cancelled, timed
+           out, preempted, its node failed); the next launch resumes it;
+  failed   its recorded job ended with an error, or returned without finishing the run;
   partial  progress on disk but no job recorded (started outside the launcher);
   new      nothing there yet ("missing" in the status table).
 """
@@ -23,7 +25,7 @@ from tabulate import tabulate
 from dreamer.rundir import RunDir
 from suites import progress
 from suites.base import SuiteError, unknown
-from suites.jobs import JobRecord, SchedulerError, job_states, read_record
+from suites.jobs import INTERRUPTIONS, JobRecord, SchedulerError, job_states, read_record
 
 DEFAULT_RESULTS = Path("results/runs")
 
@@ -38,7 +40,9 @@ def run_state(run_dir: Path, record: JobRecord | None, job: tuple[str, str] | No
     if record is not None and job is not None and job[0] != "unknown":
         if job[0] in ("waiting", "running"):
             return "queued"
-        return "stopped" if record.stopped else "failed"
+        if record.stopped:
+            return "stopped"
+        return "interrupted" if job[1] in INTERRUPTIONS else "failed"
     return "partial" if rd.has_progress() else "new"
 
 
@@ -102,7 +106,7 @@ def variant_dirs(suite, results: Path, variant: str | None) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m suites.status",
-        description="Table of the runs of a suite: done / running / queued / failed / partial / "
+        description="Table of the runs of a suite: done / running / queued / stopped / interrupted / failed / partial / "
                     "missing, frames reached, last score, and the last log lines of failed jobs.")
     parser.add_argument("suite", help="suite name, e.g. atari100k")
     parser.add_argument("--variant", help="variant directory, e.g. dreamerv3 or dreamerv3-budget2000 "

@@ -110,7 +110,7 @@ def kill_after_first_checkpoint(results: Path, *sets: str) -> None:
         if plan.runs[0].state != "running" or time.time() > deadline:
             break
         time.sleep(0.5)
-    assert plan.runs[0].state == "failed"  # its job was killed without a result
+    assert plan.runs[0].state == "interrupted"  # its job was killed without a result
 
 
 def resumed_log(results: Path) -> str:
@@ -125,7 +125,7 @@ def test_killing_a_local_launch_and_rerunning_it_resumes_the_run(tmp_path):
     kill_after_first_checkpoint(tmp_path)
     proc = launch(tmp_path, "--wait")
     assert proc.returncode == 0, proc.stderr
-    assert "1 run: 1 failed; 1 to submit" in proc.stdout
+    assert "1 run: 1 interrupted; 1 to submit" in proc.stdout
     check_done_run(tmp_path, 0, "local")
     resumed_log(tmp_path)
 

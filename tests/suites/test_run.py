@@ -203,9 +203,10 @@ def test_done_and_live_runs_are_not_submitted(tmp_path, capsys):
     states = {(r[0], int(r[1])): r[4] for r in rows}
     assert {r[5] for r in rows if r[4] in ("queued", "running")} == {f"local {me}"}
     assert states == {("catch/0", 0): "done", ("catch/0", 1): "queued", ("catch/1", 0): "running",
-                      ("catch/1", 1): "failed"}
-    assert "4 runs: 1 done, 1 failed, 1 queued, 1 running; 1 to submit" in out
-    assert [r.state for r in plan.runs if r.state in launcher.TO_SUBMIT] == ["failed"]
+                      ("catch/1", 1): "interrupted"}  # its controller is gone and left no result: killed
+    assert "4 runs: 1 done, 1 interrupted, 1 queued, 1 running; 1 to submit" in out
+    assert [r.state for r in plan.runs if r.state in launcher.TO_SUBMIT] == ["interrupted"]
+    assert launcher.why_not_done(plan.runs[3]) == "its job ended without an error (killed); the next launch resumes it"
     for run in plan.runs[3:]:
         run.state = "done"
     assert launcher.submit(plan, "local") == []

@@ -38,7 +38,7 @@ def test_process_start_tells_live_processes_from_gone_ones():
     (True, None, True, "running"),
     (True, None, False, "queued"),  # waiting for a local slot: it holds no run lock yet
     (False, "error", False, "failed"),
-    (False, None, False, "failed"),  # killed: no result
+    (False, None, False, "interrupted"),  # killed: no result
     (False, "success", False, "failed"),  # returned without reaching DONE
     (False, None, True, "running"),  # trained by another process, e.g. started by hand
 ])
@@ -51,6 +51,14 @@ def test_run_state_of_a_recorded_local_job(tmp_path, alive, outcome, training, e
         assert [s for s, _, _ in status.states([run_dir])] == [expected]
     (run_dir / "DONE").write_text("{}")
     assert [s for s, _, _ in status.states([run_dir])] == ["done"]
+
+
+@pytest.mark.parametrize("word, expected", [
+    ("TIMEOUT", "interrupted"), ("CANCELLED", "interrupted"), ("PREEMPTED", "interrupted"),
+    ("NODE_FAIL", "interrupted"), ("FAILED", "failed"), ("OUT_OF_MEMORY", "failed"), ("COMPLETED", "failed")])
+def test_an_ended_slurm_job_is_interrupted_or_failed_by_how_it_ended(tmp_path, word, expected):
+    record = JobRecord("slurm", "12", time.time(), "", "", "")
+    assert status.run_state(tmp_path / "seed0", record, ("ended", word)) == expected
 
 
 def test_a_job_stopped_by_suites_stop_is_stopped_not_failed(tmp_path, capsys):
