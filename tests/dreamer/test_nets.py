@@ -35,6 +35,8 @@ def test_rmsnorm_by_hand():
     assert torch.allclose(norm(x), expected)
     maps = RMSNorm(2, eps=0.0, channel_axis=1)(torch.tensor([3.0, 4.0]).reshape(1, 2, 1, 1))
     assert torch.allclose(maps.flatten(), expected.flatten())
+    # with its activation: SiLU of the normalised values, 0.8485·σ(0.8485) and 1.1314·σ(1.1314)
+    assert torch.allclose(RMSNorm(2, eps=0.0, act=True)(x), torch.tensor([[0.5942, 0.8554]]), atol=1e-4)
 
 
 def test_cnn_shapes_and_decoder_range():
