@@ -12,6 +12,9 @@ new one is complete (`.report` there lists its files, so the next report can dro
   learning_curves, probability_of_improvement, success_curves
 - bsuite: bsuite_scores.{csv,md,tex}, bsuite_bar and bsuite_radar (bsuite's own analysis), and
   for our runs runs.{csv,md,tex} (mean of the last 100 episodes) and learning_curves
+- runs/: a byte copy of the logs (config.json, metrics.jsonl, scores.jsonl) of each of our runs
+  it reports, laid out as under --results, so `--results OUT/runs` makes the report again
+  (not for bsuite, whose report reads bsuite's own CSV logs)
 
 Our runs are labelled "<variant> (ours)" (analysis.load); `--methods NAME` selects the published
 method and our variant of that name alike. Runs of the reference implementation's own code
@@ -35,6 +38,7 @@ from analysis import aggregate, load, plots, scoring, tables
 from analysis.baselines import ENV_VAR as BASELINES_VAR
 from analysis.baselines import default_dir as default_baselines
 from analysis.reference import ATARI
+from dreamer.rundir import RunDir
 from suites.base import ScoringRule, Suite, SuiteError, unknown
 from suites.registry import SUITE_NAMES, get_suite
 
@@ -140,7 +144,7 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
             written += _learning(suite, episodes, pd.concat([ours, theirs], ignore_index=True), provenance,
                                  progress, order, learned, tmp, their_size,
                                  load.load_signals(results, suite.name, variants, reference))
-        return written
+        return written + _copy_logs(results, tmp, suite.name, variants)
 
     return _write(out, render)
 
@@ -211,6 +215,29 @@ def settings_text(runs: pd.DataFrame, order: list[str]) -> str:
     return "; ".join(parts)
 
 
+def _copy_logs(results: Path, tmp: Path, suite: str, variants) -> list[Path]:
+    """Byte copies of the logs the report reads from each of our runs of `variants`, in
+    `tmp/runs` with their layout under `results`: run directories hold checkpoints and replay, are
+    not committed and go with the machine, so the report folder carries what it was made from."""
+    copies = tmp / "runs"
+    for run in load.run_dirs(results, suite, variants):
+        rd = RunDir(run)
+        for path in (rd.config, *rd.logs.values()):
+            if path.exists():
+                dest = copies / path.relative_to(results)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+    return [copies] if copies.exists() else []
+
+
+def _remove(path: Path) -> None:
+    """Delete a previous report's file or folder (runs/), if there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _write(out: Path, render) -> list[Path]:
     """Render into a fresh sibling folder, then move the files into `out`, so a failure leaves
     the previous report as it was, and no folder it had to create. Files of the previous report
@@ -223,7 +250,7 @@ def _write(out: Path, render) -> list[Path]:
         names = [p.name for p in render(tmp)]
         listing = out / ".report"
         for name in listing.read_text().split() if listing.exists() else []:
-            (out / name).unlink(missing_ok=True)
+            _remove(out / name)
         for name in names:
             os.replace(tmp / name, out / name)
         listing.write_text("\n".join(names) + "\n")
@@ -447,7 +474,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"folder of published *.json.gz files (default: ${BASELINES_VAR} if set, else "
                    "results/baselines, where `python -m analysis.baselines download` puts them)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
-                   help=f"root of our run directories (default: {DEFAULT_RESULTS})")
+                   help=f"root of our run directories (default: {DEFAULT_RESULTS}); a report's "
+                   "own runs/ folder, its copy of the logs it read, makes that report again")
     p.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_REPORTS}/SUITE)")
     p.add_argument("--reps", type=int, default=2000,
                    help="bootstrap replicates per interval (default: 2000; rliable's paper "

@@ -390,3 +390,38 @@ def test_a_learning_check_draws_the_training_signals_of_ours_and_the_references_
         "policy entropy": 2.89, "reconstruction loss": 1900.0, "dynamics loss": 7.8, "reward loss": 5.5,
         "advantage std": 0.12}
     assert (out / "training_signals.png").stat().st_size > 10_000
+
+
+def test_the_report_carries_the_logs_of_our_runs_and_is_made_again_from_them(tmp_path, make_run, baselines):
+    results = tmp_path / "runs"
+    reported = []
+    for seed in (0, 1):
+        made = make_run(results, "atari100k", "cpu_atari-budget100000", "atari_road_runner", seed,
+                        [(5000 * (i + 1), 10.0 * seed + i) for i in range(20)], budget=100_000, shortened=True)
+        (made / "metrics.jsonl").write_text("".join(json.dumps({"step": step, "time": step / 100, "updates": step / 10})
+                                                    + "\n" for step in (50_000, 100_000)))
+        (made / "DONE").write_text("{}\n")
+        (made / "checkpoint").mkdir()
+        (made / "checkpoint" / "replay.npz").write_bytes(b"\0" * 1000)
+        reported.append(made)
+    other = make_run(results, "atari100k", "unselected", "atari_road_runner", 0, [(5000, 1.0)], budget=100_000)
+    argv = ["atari100k", "--baselines", baselines, "--methods", "dreamerv3", "cpu_atari-budget100000",
+            "--learned", "15", "--reps", "20"]
+    out = tmp_path / "out"
+    assert run(argv + ["--results", results, "--out", out])[0] == 0
+
+    copies = out / "runs"
+    expected = {made / name for made in reported for name in ("config.json", "scores.jsonl", "metrics.jsonl")}
+    assert {p for p in copies.rglob("*") if p.is_file()} == {copies / p.relative_to(results) for p in expected}
+    for path in expected:
+        assert (copies / path.relative_to(results)).read_bytes() == path.read_bytes()
+    assert not (copies / other.relative_to(results)).exists()
+
+    again = tmp_path / "again"
+    assert run(argv + ["--results", copies, "--out", again])[0] == 0
+    assert (again / "runs.csv").read_bytes() == (out / "runs.csv").read_bytes()
+    # Made again over itself, the report replaces its copies with the new ones.
+    (copies / "stale.txt").write_text("left by hand")
+    assert run(argv + ["--results", results, "--out", out])[0] == 0
+    assert not (copies / "stale.txt").exists()
+    assert all((copies / p.relative_to(results)).read_bytes() == p.read_bytes() for p in expected)
