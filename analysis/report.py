@@ -12,8 +12,9 @@ new one is complete (`.report` there lists its files, so the next report can dro
   learning_curves, probability_of_improvement, success_curves
 - bsuite: bsuite_scores.{csv,md,tex}, bsuite_bar and bsuite_radar (bsuite's own analysis), and
   for our runs runs.{csv,md,tex} (mean of the last 100 episodes) and learning_curves
-- runs/: a byte copy of the logs (config.json, metrics.jsonl, scores.jsonl) of each of our runs
-  it reports, laid out as under --results, so `--results OUT/runs` makes the report again
+- runs/: a byte copy of the logs (config.json, metrics.jsonl, scores.jsonl; DONE when finished) of
+  each of our runs it reports, laid out as under --results, so `--results OUT/runs` makes the
+  report again
   (not for bsuite, whose report reads bsuite's own CSV logs)
 
 Our runs are labelled "<variant> (ours)" (analysis.load); `--methods NAME` selects the published
@@ -216,13 +217,14 @@ def settings_text(runs: pd.DataFrame, order: list[str]) -> str:
 
 
 def _copy_logs(results: Path, tmp: Path, suite: str, variants) -> list[Path]:
-    """Byte copies of the logs the report reads from each of our runs of `variants`, in
-    `tmp/runs` with their layout under `results`: run directories hold checkpoints and replay, are
-    not committed and go with the machine, so the report folder carries what it was made from."""
+    """Byte copies of the logs the report reads from each of our runs of `variants`, and of a
+    finished run's DONE summary, in `tmp/runs` with their layout under `results`: run directories
+    hold checkpoints and replay, are not committed and go with the machine, so the report folder
+    carries what it was made from; with DONE, the launcher skips a finished run copied back."""
     copies = tmp / "runs"
     for run in load.run_dirs(results, suite, variants):
         rd = RunDir(run)
-        for path in (rd.config, *rd.logs.values()):
+        for path in (rd.config, *rd.logs.values(), rd.done):
             if path.exists():
                 dest = copies / path.relative_to(results)
                 dest.parent.mkdir(parents=True, exist_ok=True)

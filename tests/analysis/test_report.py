@@ -17,6 +17,7 @@ from analysis import report
 
 pytest.importorskip("suites.atari100k")
 from suites.registry import get_suite  # noqa: E402
+from suites.status import run_state  # noqa: E402
 
 FIGURES = ["aggregate_intervals", "performance_profile", "sample_efficiency", "learning_curves",
            "probability_of_improvement"]
@@ -400,7 +401,7 @@ def test_the_report_carries_the_logs_of_our_runs_and_is_made_again_from_them(tmp
                         [(5000 * (i + 1), 10.0 * seed + i) for i in range(20)], budget=100_000, shortened=True)
         (made / "metrics.jsonl").write_text("".join(json.dumps({"step": step, "time": step / 100, "updates": step / 10})
                                                     + "\n" for step in (50_000, 100_000)))
-        (made / "DONE").write_text("{}\n")
+        (made / "DONE").write_text(json.dumps({"step": 100_000, "episodes": 20}) + "\n")
         (made / "checkpoint").mkdir()
         (made / "checkpoint" / "replay.npz").write_bytes(b"\0" * 1000)
         reported.append(made)
@@ -411,11 +412,13 @@ def test_the_report_carries_the_logs_of_our_runs_and_is_made_again_from_them(tmp
     assert run(argv + ["--results", results, "--out", out])[0] == 0
 
     copies = out / "runs"
-    expected = {made / name for made in reported for name in ("config.json", "scores.jsonl", "metrics.jsonl")}
+    expected = {made / name for made in reported for name in ("config.json", "scores.jsonl", "metrics.jsonl", "DONE")}
     assert {p for p in copies.rglob("*") if p.is_file()} == {copies / p.relative_to(results) for p in expected}
     for path in expected:
         assert (copies / path.relative_to(results)).read_bytes() == path.read_bytes()
     assert not (copies / other.relative_to(results)).exists()
+    # Copied back, a finished run is done for the launcher: a later launch does not run it again.
+    assert all(run_state(copies / made.relative_to(results), None, None) == "done" for made in reported)
 
     again = tmp_path / "again"
     assert run(argv + ["--results", copies, "--out", again])[0] == 0
