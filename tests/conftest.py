@@ -1,3 +1,4 @@
+import signal
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,11 @@ from analysis.baselines import ENV_VAR, locate
 REPO = Path(__file__).resolve().parents[1]
 # Developers of this project keep a copy of the published files beside the clone.
 DEVELOPMENT_COPY = REPO.parent / "shared" / "baselines"
+
+# A shell that starts pytest in the background makes it ignore SIGINT, and an ignored signal stays
+# ignored in every process it starts: the tests of Ctrl-C and of suites.stop would see their runs
+# ignore it. A handled signal is reset to the default in children, so they get KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
