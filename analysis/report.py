@@ -14,8 +14,7 @@ new one is complete (`.report` there lists its files, so the next report can dro
   for our runs runs.{csv,md,tex} (mean of the last 100 episodes) and learning_curves
 - runs/: a byte copy of the logs (config.json, metrics.jsonl, scores.jsonl; DONE when finished) of
   each of our runs it reports, laid out as under --results, so `--results OUT/runs` makes the
-  report again
-  (not for bsuite, whose report reads bsuite's own CSV logs)
+  report again (not for bsuite, whose report reads bsuite's own CSV logs)
 
 Our runs are labelled "<variant> (ours)" (analysis.load); `--methods NAME` selects the published
 method and our variant of that name alike. Runs of the reference implementation's own code
