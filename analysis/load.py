@@ -248,6 +248,7 @@ def our_variants(results: Path | str, suite: str) -> list[str]:
 # ---------------------------------------------------------------- the reference implementation's runs
 
 REFERENCE = "reference"  # method label of runs of danijar/dreamerv3's own code (its `dreamerv3/main.py`)
+REFERENCE_LOGS = ("config.yaml", "metrics.jsonl", "scores.jsonl")  # what is read of its logdirs
 # Its task names are "<suite>_<game>"; ours are "<prefix>_<game>" with the same game names.
 _REFERENCE_PREFIX = {"atari100k": "atari"}
 
@@ -283,11 +284,15 @@ def load_reference(logdirs, suite: str, full_budget: float) -> tuple[pd.DataFram
     """Runs of the reference implementation, as method `REFERENCE`: (episodes in COLUMNS, progress
     rows `method, task, seed, step, updates, time` with time unknown (NaN), {REFERENCE: size}).
     `full_budget`: the suite's frame budget, against which a run counts as shortened."""
-    episodes, progress, sizes = [], [], set()
+    episodes, progress, sizes, seen = [], [], set(), {}
     for logdir in map(Path, logdirs):
         config = read_reference_config(logdir)
         if config["suite"] != suite:
             raise LoadError(f"{logdir}: a reference run of {config['suite']}, not of {suite}")
+        run = (config["task"], config["seed"])
+        if run in seen:
+            raise LoadError(f"{seen[run]} and {logdir}: two reference runs of {run[0]} seed {run[1]}")
+        seen[run] = logdir
         path = logdir / "scores.jsonl"
         scores = read_numbers(path, ("step", "episode/score")) if path.exists() else []
         if not scores:

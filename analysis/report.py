@@ -15,6 +15,8 @@ new one is complete (`.report` there lists its files, so the next report can dro
 - runs/: a byte copy of the logs (config.json, metrics.jsonl, scores.jsonl; DONE when finished) of
   each of our runs it reports, laid out as under --results, so `--results OUT/runs` makes the
   report again (not for bsuite, whose report reads bsuite's own CSV logs)
+- reference/TASK/seedN/: the same for each --reference logdir (config.yaml, metrics.jsonl,
+  scores.jsonl), so `--reference OUT/reference/*/*` reads them again
 
 Our runs are labelled "<variant> (ours)" (analysis.load); `--methods NAME` selects the published
 method and our variant of that name alike. Runs of the reference implementation's own code
@@ -144,7 +146,7 @@ def build(suite: Suite, out: Path, baselines: Path, results: Path, methods=None,
             written += _learning(suite, episodes, pd.concat([ours, theirs], ignore_index=True), provenance,
                                  progress, order, learned, tmp, their_size,
                                  load.load_signals(results, suite.name, variants, reference))
-        return written + _copy_logs(results, tmp, suite.name, variants)
+        return written + _copy_logs(results, tmp, suite.name, variants) + _copy_reference_logs(reference, tmp)
 
     return _write(out, render)
 
@@ -228,6 +230,20 @@ def _copy_logs(results: Path, tmp: Path, suite: str, variants) -> list[Path]:
                 dest = copies / path.relative_to(results)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, dest)
+    return [copies] if copies.exists() else []
+
+
+def _copy_reference_logs(logdirs, tmp: Path) -> list[Path]:
+    """Byte copies of what the report reads of each reference logdir (load.REFERENCE_LOGS), in
+    `tmp/reference/TASK/seedN`: its logdir holds its checkpoints and replay and is not committed."""
+    copies = tmp / "reference"
+    for logdir in map(Path, logdirs):
+        config = load.read_reference_config(logdir)
+        dest = copies / config["task"] / f"seed{config['seed']}"
+        dest.mkdir(parents=True)
+        for name in load.REFERENCE_LOGS:
+            if (logdir / name).exists():
+                shutil.copyfile(logdir / name, dest / name)
     return [copies] if copies.exists() else []
 
 

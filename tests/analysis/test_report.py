@@ -340,8 +340,24 @@ def test_the_reference_implementations_runs_are_a_method_of_their_own(tmp_path, 
     assert (ref["size"], ref["seed"], ref["last20"], ref["episodes"]) == ("size1m", 3, 600.0, 30)
     assert (ref["first_500"], ref["updates_500"]) == (81_000, 20000.5) and np.isnan(ref["seconds_500"])
     assert "reference" in (out / "per_task.md").read_text()
-    # Not a reference logdir: one line naming it, nothing of the report replaced.
+    # The report carries what it read of the logdir, and reads it again from there.
+    copy = out / "reference" / "atari_road_runner" / "seed3"
+    assert sorted(p.name for p in copy.iterdir()) == ["config.yaml", "metrics.jsonl", "scores.jsonl"]
+    assert all((copy / p.name).read_bytes() == p.read_bytes() for p in copy.iterdir())
+    again = tmp_path / "again"
+    assert report.main(["atari100k", "--baselines", str(baselines), "--results", str(out / "runs"),
+                        "--out", str(again), "--methods", "cpu_atari-budget100000", "--reference", str(copy),
+                        "--learned", "500", "--reps", "20"]) == 0
+    assert (again / "runs.csv").read_bytes() == (out / "runs.csv").read_bytes()
+    # The same run twice would count its episodes twice: one line naming both, nothing replaced.
     listing = (out / ".report").read_text()
+    capsys.readouterr()
+    assert report.main(["atari100k", "--baselines", str(baselines), "--results", str(results), "--out", str(out),
+                        "--reference", str(logdir), str(copy)]) == 1
+    assert capsys.readouterr().err == (f"error: {logdir} and {copy}: two reference runs of "
+                                       "atari_road_runner seed 3\n")
+    assert (out / ".report").read_text() == listing
+    # Not a reference logdir: one line naming it, nothing of the report replaced.
     capsys.readouterr()
     assert report.main(["atari100k", "--baselines", str(baselines), "--results", str(results), "--out", str(out),
                         "--reference", str(tmp_path / "runs")]) == 1
