@@ -225,11 +225,7 @@ def _copy_logs(results: Path, tmp: Path, suite: str, variants) -> list[Path]:
     copies = tmp / "runs"
     for run in load.run_dirs(results, suite, variants):
         rd = RunDir(run)
-        for path in (rd.config, *rd.logs.values(), rd.done):
-            if path.exists():
-                dest = copies / path.relative_to(results)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, dest)
+        _copy_present((rd.config, *rd.logs.values(), rd.done), copies / run.relative_to(results))
     return [copies] if copies.exists() else []
 
 
@@ -239,12 +235,17 @@ def _copy_reference_logs(logdirs, tmp: Path) -> list[Path]:
     copies = tmp / "reference"
     for logdir in map(Path, logdirs):
         config = load.read_reference_config(logdir)
-        dest = copies / config["task"] / f"seed{config['seed']}"
-        dest.mkdir(parents=True)
-        for name in load.REFERENCE_LOGS:
-            if (logdir / name).exists():
-                shutil.copyfile(logdir / name, dest / name)
+        _copy_present([logdir / name for name in load.REFERENCE_LOGS],
+                      copies / config["task"] / f"seed{config['seed']}")
     return [copies] if copies.exists() else []
+
+
+def _copy_present(paths, dest: Path) -> None:
+    """Byte copies of those of `paths` that exist, by name, into the folder `dest`."""
+    for path in paths:
+        if path.exists():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest / path.name)
 
 
 def _remove(path: Path) -> None:

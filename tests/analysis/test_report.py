@@ -343,7 +343,7 @@ def test_the_reference_implementations_runs_are_a_method_of_their_own(tmp_path, 
     # The report carries what it read of the logdir, and reads it again from there.
     copy = out / "reference" / "atari_road_runner" / "seed3"
     assert sorted(p.name for p in copy.iterdir()) == ["config.yaml", "metrics.jsonl", "scores.jsonl"]
-    assert all((copy / p.name).read_bytes() == p.read_bytes() for p in copy.iterdir())
+    assert all(p.read_bytes() == (logdir / p.name).read_bytes() for p in copy.iterdir())
     again = tmp_path / "again"
     assert report.main(["atari100k", "--baselines", str(baselines), "--results", str(out / "runs"),
                         "--out", str(again), "--methods", "cpu_atari-budget100000", "--reference", str(copy),
