@@ -115,6 +115,6 @@ def shortened_caption(run_scores: pd.DataFrame) -> str:
     if short.empty:
         return ""
     windows = short.groupby(["method", "budget", "lo", "hi"]).size().reset_index(name="runs")
-    parts = [f"{r.method}: {r.runs} runs with a budget of {r.budget:,.0f} frames, scored on "
+    parts = [f"{r.method}: {count(r.runs, 'run')} with a budget of {r.budget:,.0f} frames, scored on "
              f"episodes ending in [{r.lo:,.0f}, {r.hi:,.0f}]" for r in windows.itertuples()]
     return ("Shortened runs (window scaled by budget / full budget) — " + "; ".join(parts) + ".")

@@ -298,6 +298,18 @@ def test_table_cells_round_tiny_negatives_to_an_unsigned_zero(tmp_path):
     assert tables.aggregate_display(aggregate).loc[0, "IQM"] == "0.000 [-0.012, 0.500]"
 
 
+def test_shortened_caption_counts_runs_per_method_and_window():
+    from analysis import tables
+    runs = pd.DataFrame({"method": ["ours", "ours", "reference", "long"], "budget": [1e5] * 3 + [4e5],
+                         "lo": [88_636.0] * 3 + [390_000.0], "hi": [90_909.0] * 3 + [400_000.0],
+                         "shortened": [True, True, True, False]})
+    assert tables.shortened_caption(runs) == (
+        "Shortened runs (window scaled by budget / full budget) — ours: 2 runs with a budget of "
+        "100,000 frames, scored on episodes ending in [88,636, 90,909]; reference: 1 run with a "
+        "budget of 100,000 frames, scored on episodes ending in [88,636, 90,909].")
+    assert tables.shortened_caption(runs[~runs.shortened]) == ""
+
+
 REFERENCE_CONFIG = """\
 agent:
   dyn:
