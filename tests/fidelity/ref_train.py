@@ -15,7 +15,7 @@ import sys
 
 import ref_lib  # checks DREAMERV3_REF before anything of the reference runs
 
-import jax  # noqa: E402
+import jax
 
 _JIT_OPTIONS = ('in_shardings', 'out_shardings', 'static_argnums', 'static_argnames',
                 'donate_argnums', 'donate_argnames')
